@@ -1,0 +1,245 @@
+// model.c: see model.h. The forward/backward pairs of one layer, the chunked MLP and the chunked loss.
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "rope.h"
+#include "util.h"
+
+// Byte offset helpers: activations are act_size bytes each, weights param_size bytes.
+#define ACT(M, p, i) ((void *)((char *)(p) + (size_t)(i) * (M)->ops->act_size))
+
+static void *W(const lg_model *M, lg_param_kind k, int layer) {
+    if (k == LG_P_LM_HEAD && M->m->tie_embeddings) k = LG_P_EMBED, layer = -1;
+    const lg_param *p = lg_params_get(&M->pt, k, layer);
+    return (char *)M->w + (size_t)p->offset * M->ops->param_size;
+}
+static float *G(const lg_model *M, lg_param_kind k, int layer) {
+    if (k == LG_P_LM_HEAD && M->m->tie_embeddings) k = LG_P_EMBED, layer = -1;
+    const lg_param *p = lg_params_get(&M->pt, k, layer);
+    return M->grad + p->offset;
+}
+
+static void *balloc(lg_model *M, size_t bytes) {
+    M->act_bytes += (int64_t)bytes;
+    void *p = M->ops->alloc(bytes);
+    return p;
+}
+
+void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S) {
+    memset(M, 0, sizeof *M);
+    M->cfg = cfg;
+    M->m = &cfg->model;
+    M->ops = ops;
+    M->B = B;
+    M->S = S;
+    M->T = (int64_t)B * S;
+    const lg_model_cfg *m = M->m;
+    lg_params_build(&M->pt, m);
+    M->mlp_chunk = cfg->mlp_chunk > 0 && cfg->mlp_chunk < M->T ? cfg->mlp_chunk : (int)M->T;
+    M->loss_chunk = cfg->loss_chunk > 0 && cfg->loss_chunk < M->T ? cfg->loss_chunk : (int)M->T;
+
+    int64_t T = M->T, C = m->dim, L = m->n_layers, F = m->ffn_dim, V = m->vocab_size;
+    int64_t QD = (int64_t)m->n_heads * m->head_dim, KD = (int64_t)m->n_kv_heads * m->head_dim;
+    size_t a = ops->act_size;
+    M->master = lg_calloc((size_t)M->pt.total, sizeof(float));
+    if (ops->param_size == sizeof(float) && !strcmp(ops->name, "cpu")) M->w = M->master;  // cpu computes on master
+    else M->w = ops->alloc((size_t)M->pt.total * ops->param_size);
+    M->grad = ops->alloc((size_t)M->pt.total * sizeof(float));
+    ops->zero(M->grad, (size_t)M->pt.total * sizeof(float));
+
+    int64_t mc = M->mlp_chunk, lc = M->loss_chunk;
+    M->xs = balloc(M, (size_t)((L + 1) * T * C) * a);
+    M->h = balloc(M, (size_t)(T * C) * a);
+    M->rstd1 = balloc(M, (size_t)T * 4);
+    M->rstd2 = balloc(M, (size_t)T * 4);
+    M->rstdf = balloc(M, (size_t)T * 4);
+    M->q = balloc(M, (size_t)(T * QD) * a);
+    M->att = balloc(M, (size_t)(T * QD) * a);
+    M->k = balloc(M, (size_t)(T * KD) * a);
+    M->v = balloc(M, (size_t)(T * KD) * a);
+    M->lse = balloc(M, (size_t)((int64_t)B * m->n_heads * S) * 4);
+    M->x2 = balloc(M, (size_t)(T * C) * a);
+    M->h2 = balloc(M, (size_t)(T * C) * a);
+    M->g = balloc(M, (size_t)(mc * F) * a);
+    M->u = balloc(M, (size_t)(mc * F) * a);
+    M->a = balloc(M, (size_t)(mc * F) * a);
+    M->logits = balloc(M, (size_t)(lc * V) * (a > 4 ? a : 4));
+    M->dres = balloc(M, (size_t)(T * C) * a);
+    M->dh = balloc(M, (size_t)(T * C) * a);
+    M->dq = balloc(M, (size_t)(T * QD) * a);
+    M->datt = balloc(M, (size_t)(T * QD) * a);
+    M->dk = balloc(M, (size_t)(T * KD) * a);
+    M->dv = balloc(M, (size_t)(T * KD) * a);
+    M->dg = balloc(M, (size_t)(mc * F) * a);
+    M->du = balloc(M, (size_t)(mc * F) * a);
+    M->da = balloc(M, (size_t)(mc * F) * a);
+    M->tokens = balloc(M, (size_t)T * 4);
+    M->targets = balloc(M, (size_t)T * 4);
+    int half = m->head_dim / 2;
+    M->rope_cos = balloc(M, (size_t)S * half * 4);
+    M->rope_sin = balloc(M, (size_t)S * half * 4);
+    float *c = lg_malloc(sizeof(float) * (size_t)S * half), *s = lg_malloc(sizeof(float) * (size_t)S * half);
+    lg_rope_tables(&cfg->rope, m->head_dim, S, c, s);
+    ops->upload(M->rope_cos, c, (size_t)S * half, 4);
+    ops->upload(M->rope_sin, s, (size_t)S * half, 4);
+    free(c);
+    free(s);
+}
+
+void lg_model_free(lg_model *M) {
+    const lg_ops *o = M->ops;
+    void *bufs[] = {M->xs, M->h, M->rstd1, M->rstd2, M->rstdf, M->q, M->att, M->k, M->v, M->lse, M->x2, M->h2,
+                    M->g, M->u, M->a, M->logits, M->dres, M->dh, M->dq, M->datt, M->dk, M->dv, M->dg, M->du,
+                    M->da, M->tokens, M->targets, M->rope_cos, M->rope_sin, M->grad};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(bufs[i]);
+    if (M->w != M->master) o->free(M->w);
+    free(M->master);
+    lg_params_free(&M->pt);
+    memset(M, 0, sizeof *M);
+}
+
+void lg_model_sync_weights(lg_model *M) {
+    if (M->w != M->master) M->ops->cast_params(M->w, M->master, M->pt.total);
+}
+
+void lg_model_zero_grad(lg_model *M) { M->ops->zero(M->grad, (size_t)M->pt.total * sizeof(float)); }
+
+// Attention half of layer l on x (T,C): leaves h, rstd1, q, k (roped), v, att, lse, and x2 = x + att Wo^T.
+static void attn_forward(lg_model *M, int l, const void *x) {
+    const lg_ops *o = M->ops;
+    const lg_model_cfg *m = M->m;
+    int64_t T = M->T;
+    int C = m->dim, H = m->n_heads, KVH = m->n_kv_heads, D = m->head_dim;
+    o->rmsnorm_fwd(M->h, M->rstd1, x, W(M, LG_P_ATTN_NORM, l), T, C, m->norm_eps);
+    o->matmul_fwd(M->q, M->h, W(M, LG_P_WQ, l), T, C, H * D);
+    o->matmul_fwd(M->k, M->h, W(M, LG_P_WK, l), T, C, KVH * D);
+    o->matmul_fwd(M->v, M->h, W(M, LG_P_WV, l), T, C, KVH * D);
+    o->rope_fwd(M->q, M->rope_cos, M->rope_sin, T, M->S, H, D);
+    o->rope_fwd(M->k, M->rope_cos, M->rope_sin, T, M->S, KVH, D);
+    o->attention_fwd(M->att, M->lse, M->q, M->k, M->v, M->B, M->S, H, KVH, D, &M->cfg->layout.layer[l]);
+    o->matmul_fwd(M->x2, M->att, W(M, LG_P_WO, l), T, H * D, C);
+    o->add_inplace(M->x2, x, T * C);
+}
+
+// MLP half: h2 = norm(x2); out = x2 + down(silu(gate h2) * up h2), in sequence chunks.
+static void mlp_forward(lg_model *M, int l, void *out) {
+    const lg_ops *o = M->ops;
+    const lg_model_cfg *m = M->m;
+    int64_t T = M->T;
+    int C = m->dim, F = m->ffn_dim;
+    o->rmsnorm_fwd(M->h2, M->rstd2, M->x2, W(M, LG_P_FFN_NORM, l), T, C, m->norm_eps);
+    for (int64_t t0 = 0; t0 < T; t0 += M->mlp_chunk) {
+        int64_t n = T - t0 < M->mlp_chunk ? T - t0 : M->mlp_chunk;
+        void *h2 = ACT(M, M->h2, t0 * C), *y = ACT(M, out, t0 * C);
+        o->matmul_fwd(M->g, h2, W(M, LG_P_WGATE, l), n, C, F);
+        o->matmul_fwd(M->u, h2, W(M, LG_P_WUP, l), n, C, F);
+        o->swiglu_fwd(M->a, M->g, M->u, n, F);
+        o->matmul_fwd(y, M->a, W(M, LG_P_WDOWN, l), n, F, C);
+        o->add_inplace(y, ACT(M, M->x2, t0 * C), n * C);
+    }
+}
+
+// Backward of the MLP half: dres holds d(out) on entry and d(x2) on exit. Needs x2 (from attn_forward).
+static void mlp_backward(lg_model *M, int l) {
+    const lg_ops *o = M->ops;
+    const lg_model_cfg *m = M->m;
+    int64_t T = M->T;
+    int C = m->dim, F = m->ffn_dim;
+    o->rmsnorm_fwd(M->h2, M->rstd2, M->x2, W(M, LG_P_FFN_NORM, l), T, C, m->norm_eps);
+    for (int64_t t0 = 0; t0 < T; t0 += M->mlp_chunk) {
+        int64_t n = T - t0 < M->mlp_chunk ? T - t0 : M->mlp_chunk;
+        void *h2 = ACT(M, M->h2, t0 * C), *dy = ACT(M, M->dres, t0 * C), *dh = ACT(M, M->dh, t0 * C);
+        o->matmul_fwd(M->g, h2, W(M, LG_P_WGATE, l), n, C, F);  // recompute this chunk
+        o->matmul_fwd(M->u, h2, W(M, LG_P_WUP, l), n, C, F);
+        o->swiglu_fwd(M->a, M->g, M->u, n, F);
+        o->matmul_bwd(M->da, G(M, LG_P_WDOWN, l), dy, M->a, W(M, LG_P_WDOWN, l), n, F, C, 0);
+        o->swiglu_bwd(M->dg, M->du, M->da, M->g, M->u, n, F);
+        o->matmul_bwd(dh, G(M, LG_P_WGATE, l), M->dg, h2, W(M, LG_P_WGATE, l), n, C, F, 0);
+        o->matmul_bwd(dh, G(M, LG_P_WUP, l), M->du, h2, W(M, LG_P_WUP, l), n, C, F, 1);
+    }
+    o->rmsnorm_bwd(M->dres, G(M, LG_P_FFN_NORM, l), M->dh, M->x2, W(M, LG_P_FFN_NORM, l), M->rstd2, T, C);
+}
+
+// Backward of the attention half: dres holds d(x2) on entry and d(x) on exit.
+static void attn_backward(lg_model *M, int l, const void *x) {
+    const lg_ops *o = M->ops;
+    const lg_model_cfg *m = M->m;
+    int64_t T = M->T;
+    int C = m->dim, H = m->n_heads, KVH = m->n_kv_heads, D = m->head_dim;
+    o->matmul_bwd(M->datt, G(M, LG_P_WO, l), M->dres, M->att, W(M, LG_P_WO, l), T, H * D, C, 0);
+    o->attention_bwd(M->dq, M->dk, M->dv, M->datt, M->q, M->k, M->v, M->att, M->lse, M->B, M->S, H, KVH, D,
+                     &M->cfg->layout.layer[l]);
+    o->rope_bwd(M->dq, M->rope_cos, M->rope_sin, T, M->S, H, D);
+    o->rope_bwd(M->dk, M->rope_cos, M->rope_sin, T, M->S, KVH, D);
+    o->matmul_bwd(M->dh, G(M, LG_P_WQ, l), M->dq, M->h, W(M, LG_P_WQ, l), T, C, H * D, 0);
+    o->matmul_bwd(M->dh, G(M, LG_P_WK, l), M->dk, M->h, W(M, LG_P_WK, l), T, C, KVH * D, 1);
+    o->matmul_bwd(M->dh, G(M, LG_P_WV, l), M->dv, M->h, W(M, LG_P_WV, l), T, C, KVH * D, 1);
+    o->rmsnorm_bwd(M->dres, G(M, LG_P_ATTN_NORM, l), M->dh, x, W(M, LG_P_ATTN_NORM, l), M->rstd1, T, C);
+}
+
+// Final norm + LM head + cross-entropy in chunks. With backward, leaves d(final hidden) in dres.
+static double head_loss(lg_model *M, float dscale, int backward, float *logits_out) {
+    const lg_ops *o = M->ops;
+    const lg_model_cfg *m = M->m;
+    int64_t T = M->T;
+    int C = m->dim, V = m->vocab_size;
+    void *xL = ACT(M, M->xs, (int64_t)m->n_layers * T * C);
+    o->rmsnorm_fwd(M->h, M->rstdf, xL, W(M, LG_P_NORM, -1), T, C, m->norm_eps);
+    double loss = 0;
+    for (int64_t t0 = 0; t0 < T; t0 += M->loss_chunk) {
+        int64_t n = T - t0 < M->loss_chunk ? T - t0 : M->loss_chunk;
+        void *hn = ACT(M, M->h, t0 * C);
+        o->matmul_fwd(M->logits, hn, W(M, LG_P_LM_HEAD, -1), n, C, V);
+        if (logits_out) o->download(logits_out + t0 * V, M->logits, (size_t)(n * V), o->act_size);
+        loss += o->cross_entropy(M->logits, M->targets + t0, n, V, dscale);
+        if (backward)
+            o->matmul_bwd(ACT(M, M->dh, t0 * C), G(M, LG_P_LM_HEAD, -1), M->logits, hn, W(M, LG_P_LM_HEAD, -1), n,
+                          C, V, 0);
+    }
+    if (backward) {
+        o->zero(M->dres, (size_t)(T * C) * o->act_size);
+        o->rmsnorm_bwd(M->dres, G(M, LG_P_NORM, -1), M->dh, xL, W(M, LG_P_NORM, -1), M->rstdf, T, C);
+    }
+    return loss;
+}
+
+static double forward_all(lg_model *M, const int32_t *tokens, const int32_t *targets) {
+    const lg_ops *o = M->ops;
+    int64_t T = M->T, C = M->m->dim;
+    for (int64_t i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= M->m->vocab_size)
+            lg_die("token id %d at position %lld is outside the vocabulary [0, %d)", tokens[i], (long long)i,
+                   M->m->vocab_size);
+    o->upload_i32(M->tokens, tokens, (size_t)T);
+    o->upload_i32(M->targets, targets, (size_t)T);
+    o->embedding_fwd(M->xs, M->tokens, W(M, LG_P_EMBED, -1), T, (int)C);
+    for (int l = 0; l < M->m->n_layers; l++) {
+        attn_forward(M, l, ACT(M, M->xs, l * T * C));
+        mlp_forward(M, l, ACT(M, M->xs, (l + 1) * T * C));
+    }
+    return 0;
+}
+
+double lg_model_forward(lg_model *M, const int32_t *tokens, const int32_t *targets, float *logits) {
+    forward_all(M, tokens, targets);
+    double loss = head_loss(M, 0.0f, 0, logits);
+    M->ops->sync();
+    return loss;
+}
+
+double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targets, float dscale) {
+    forward_all(M, tokens, targets);
+    double loss = head_loss(M, dscale, 1, NULL);
+    int64_t T = M->T, C = M->m->dim;
+    for (int l = M->m->n_layers - 1; l >= 0; l--) {
+        void *x = ACT(M, M->xs, l * T * C);
+        attn_forward(M, l, x);  // recompute: only the layer input was kept
+        mlp_backward(M, l);
+        attn_backward(M, l, x);
+    }
+    M->ops->embedding_bwd(G(M, LG_P_EMBED, -1), M->dres, M->tokens, T, (int)C);
+    M->ops->sync();
+    return loss;
+}

@@ -1,0 +1,61 @@
+// model.h: the hybrid Llama (GQA, RMSNorm, half-split RoPE, SwiGLU, per-layer attention layout) on top of
+// the op interface. Forward/backward with per-layer recompute: only each layer's input is kept; the layer
+// is recomputed during backward. The MLP and the loss run in sequence chunks (never a T x vocab tensor).
+#pragma once
+#include <stdint.h>
+
+#include "../kernels/ops.h"
+#include "config.h"
+#include "params.h"
+
+typedef struct {
+    const lg_config *cfg;
+    const lg_model_cfg *m;
+    const lg_ops *ops;
+    lg_param_table pt;
+    int B, S;                 // micro-batch shape the buffers are sized for
+    int64_t T;                // B * S
+    int mlp_chunk, loss_chunk;
+
+    float *master;            // (pt.total) fp32 master weights on the host
+    void *w;                  // (pt.total) weights in the backend's param dtype (cpu: aliases master)
+    float *grad;              // (pt.total) fp32 gradients in backend memory, accumulated over micro-batches
+
+    // activations, backend memory
+    void *xs;                 // (L+1, T, C) input of each layer; xs[L] = final hidden state
+    void *h;                  // (T, C) normed input
+    float *rstd1, *rstd2;     // (T)
+    void *q, *att;            // (T, H*D)
+    void *k, *v;              // (T, KVH*D)
+    float *lse;               // (B, H, S)
+    void *x2;                 // (T, C) residual after attention
+    void *h2;                 // (T, C) normed x2
+    void *g, *u, *a;          // (mlp_chunk, F)
+    void *mo;                 // (mlp_chunk, C)
+    void *logits;             // (loss_chunk, V)
+    float *rstdf;             // (T)
+    // gradients of activations
+    void *dres;               // (T, C) gradient of the residual stream
+    void *dh;                 // (T, C)
+    void *dq, *datt;          // (T, H*D)
+    void *dk, *dv;            // (T, KVH*D)
+    void *dg, *du, *da;       // (mlp_chunk, F)
+    float *rope_cos, *rope_sin;  // (S, D/2) fp32 in backend memory
+    int32_t *tokens;          // (T) backend memory
+    int32_t *targets;         // (T) backend memory, -1 = no target
+    int64_t act_bytes;        // what the activation buffers take (for --plan)
+} lg_model;
+
+// Build the parameter table, allocate weights/grads/activations for micro-batches of B x S.
+void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S);
+void lg_model_free(lg_model *M);
+// Copy master (fp32, host) into the backend weights (cast for cuda); call after each optimizer step.
+void lg_model_sync_weights(lg_model *M);
+void lg_model_zero_grad(lg_model *M);
+
+// Forward + backward on one micro-batch. tokens, targets: (B*S) host arrays; target < 0 is ignored.
+// Gradients are ADDED into M->grad scaled by dscale (1 / number of target tokens in the whole step).
+// Returns the SUM of the per-token losses of this micro-batch.
+double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targets, float dscale);
+// Forward only. Writes logits (B*S, V) fp32 to the host array when logits != NULL, and returns the loss sum.
+double lg_model_forward(lg_model *M, const int32_t *tokens, const int32_t *targets, float *logits);
