@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# setup.sh: install what lgtrain needs on a fresh Debian/Ubuntu machine, then configure and build.
+#   launch/setup.sh [--no-python]     (sourced by quickstart.sh and test.sh)
+# System packages via apt-get (only the missing ones; needs root or sudo), Python test tools into .venv.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${LG_BUILD_DIR:-$ROOT/build}"
+want_python=1
+for a in "$@"; do [ "$a" = "--no-python" ] && want_python=0; done
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+pkgs=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-dev libzstd-dev python3-venv)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
+fi
+
+if [ $want_python -eq 1 ]; then
+  if [ ! -x "$ROOT/.venv/bin/python" ]; then
+    say "creating Python venv $ROOT/.venv"
+    python3 -m venv "$ROOT/.venv"
+  fi
+  if ! "$ROOT/.venv/bin/python" -c "import torch, transformers, sentencepiece, h5py, hdf5plugin, gguf, safetensors" 2>/dev/null; then
+    say "installing Python test tools (torch, transformers, sentencepiece, h5py, hdf5plugin, gguf): a few GB, once"
+    "$ROOT/.venv/bin/pip" install -q --upgrade pip
+    "$ROOT/.venv/bin/pip" install -q -r "$ROOT/tests/requirements.txt"
+  fi
+fi
+
+say "configuring and building in $BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release ${LG_CMAKE_ARGS:-} >"$BUILD.cmake.log" 2>&1 || { cat "$BUILD.cmake.log"; exit 1; }
+cmake --build "$BUILD" -j"$(nproc)" 2>&1 | grep -E "warning|error|Error" || true
+cmake --build "$BUILD" -j"$(nproc)" >/dev/null   # fails loudly if the build failed
+say "built: $(cd "$BUILD" && ls lgtrain lgdata lgexport 2>/dev/null | tr '\n' ' ')"
