@@ -616,6 +616,12 @@ void lg_config_apply_hf(lg_config *c, const char *hf_dir) {
     r->low_freq_factor = 1;
     r->high_freq_factor = 4;
     const lg_json *rs = lg_json_get(j, "rope_scaling");
+    // transformers >= 5 writes "rope_parameters" {rope_type, rope_theta, ...} instead of rope_theta/rope_scaling.
+    const lg_json *rp = lg_json_get(j, "rope_parameters");
+    if (rp && rp->type == LG_JSON_OBJECT) {
+        r->theta = lg_json_num_or(rp, "rope_theta", r->theta, path);
+        if (!rs || rs->type == LG_JSON_NULL) rs = rp;
+    }
     if (rs && rs->type == LG_JSON_OBJECT) {
         const char *t = lg_json_str_or(rs, "rope_type", NULL, path);
         if (!t) t = lg_json_str_or(rs, "type", "default", path);

@@ -1,0 +1,41 @@
+// lgtrain: the trainer's command line.
+//   lgtrain --config X.ini [--set section.key=value ...] [--print-config]
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "train.h"
+#include "util.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: lgtrain --config FILE.ini [--set section.key=value ...] [--print-config]\n"
+            "  --config FILE       run configuration (see configs/README.md for every key)\n"
+            "  --set s.k=v         override one key (repeatable), e.g. --set optim.lr=1e-4\n"
+            "  --print-config      print the fully resolved configuration and exit\n"
+            "  -h, --help          this text\n");
+}
+
+int main(int argc, char **argv) {
+    lg_set_progname("lgtrain");
+    const char *cfg_path = NULL;
+    int print = 0, n_set = 0;
+    char **sets = lg_calloc((size_t)argc, sizeof(char *));
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9)) cfg_path = argv[i] + 9;
+        else if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_set++] = argv[++i];
+        else if (!strncmp(argv[i], "--set=", 6)) sets[n_set++] = argv[i] + 6;
+        else if (!strcmp(argv[i], "--print-config")) print = 1;
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
+        else { usage(stderr); lg_die("unknown argument '%s'", argv[i]); }
+    }
+    if (!cfg_path) { usage(stderr); lg_die("--config is required"); }
+    lg_config c;
+    lg_config_load(&c, cfg_path, n_set, sets);
+    if (print) { lg_config_print(&c, stdout); return 0; }
+    int rc = lg_train(&c);
+    free(sets);
+    return rc;
+}
