@@ -1,5 +1,6 @@
 // lgtrain: the trainer's command line.
 //   lgtrain --config X.ini [--set section.key=value ...] [--print-config]
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ int main(int argc, char **argv) {
     lg_config c;
     lg_config_load(&c, cfg_path, n_set, sets);
     if (print) { lg_config_print(&c, stdout); return 0; }
+    if (c.threads > 0) omp_set_num_threads(c.threads);
     int rc = lg_train(&c);
     free(sets);
     return rc;
