@@ -44,7 +44,9 @@ void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, 
     int64_t QD = (int64_t)m->n_heads * m->head_dim, KD = (int64_t)m->n_kv_heads * m->head_dim;
     size_t a = ops->act_size;
     M->master = lg_calloc((size_t)M->pt.total, sizeof(float));
-    if (ops->param_size == sizeof(float) && !strcmp(ops->name, "cpu")) M->w = M->master;  // cpu computes on master
+    int host = !strcmp(ops->name, "cpu");
+    M->dmaster = host ? M->master : ops->alloc((size_t)M->pt.total * sizeof(float));
+    if (host && ops->param_size == sizeof(float)) M->w = M->master;  // cpu computes on the master itself
     else M->w = ops->alloc((size_t)M->pt.total * ops->param_size);
     M->grad = ops->alloc((size_t)M->pt.total * sizeof(float));
     ops->zero(M->grad, (size_t)M->pt.total * sizeof(float));
@@ -95,13 +97,22 @@ void lg_model_free(lg_model *M) {
                     M->da, M->tokens, M->targets, M->rope_cos, M->rope_sin, M->grad};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(bufs[i]);
     if (M->w != M->master) o->free(M->w);
+    if (M->dmaster != M->master) o->free(M->dmaster);
     free(M->master);
     lg_params_free(&M->pt);
     memset(M, 0, sizeof *M);
 }
 
 void lg_model_sync_weights(lg_model *M) {
-    if (M->w != M->master) M->ops->cast_params(M->w, M->master, M->pt.total);
+    if (M->w != M->dmaster) M->ops->cast_params(M->w, M->dmaster, M->pt.total);
+}
+
+void lg_model_master_from_host(lg_model *M) {
+    if (M->dmaster != M->master) M->ops->upload(M->dmaster, M->master, (size_t)M->pt.total, sizeof(float));
+}
+
+void lg_model_master_to_host(lg_model *M) {
+    if (M->dmaster != M->master) M->ops->download(M->master, M->dmaster, (size_t)M->pt.total, sizeof(float));
 }
 
 void lg_model_zero_grad(lg_model *M) { M->ops->zero(M->grad, (size_t)M->pt.total * sizeof(float)); }

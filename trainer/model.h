@@ -17,7 +17,9 @@ typedef struct {
     int64_t T;                // B * S
     int mlp_chunk, loss_chunk;
 
-    float *master;            // (pt.total) fp32 master weights on the host
+    float *master;            // (pt.total) fp32 master weights on the host: import/export/checkpoint I/O
+    float *dmaster;           // (pt.total) fp32 master weights in backend memory: the optimizer updates these
+                              // (cpu: aliases master; cuda: device copy, see lg_model_master_to/from_host)
     void *w;                  // (pt.total) weights in the backend's param dtype (cpu: aliases master)
     float *grad;              // (pt.total) fp32 gradients in backend memory, accumulated over micro-batches
 
@@ -49,8 +51,12 @@ typedef struct {
 // Build the parameter table, allocate weights/grads/activations for micro-batches of B x S.
 void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S);
 void lg_model_free(lg_model *M);
-// Copy master (fp32, host) into the backend weights (cast for cuda); call after each optimizer step.
+// Cast dmaster (fp32, backend) into the weights the ops use (cuda: bf16); call after each optimizer step.
 void lg_model_sync_weights(lg_model *M);
+// Host master -> dmaster (after import / checkpoint load) and dmaster -> host master (before export / save).
+// No-ops on the cpu backend, where both are one buffer.
+void lg_model_master_from_host(lg_model *M);
+void lg_model_master_to_host(lg_model *M);
 void lg_model_zero_grad(lg_model *M);
 
 // Forward + backward on one micro-batch. tokens, targets: (B*S) host arrays; target < 0 is ignored.

@@ -55,6 +55,7 @@ int lg_train(const lg_config *c) {
         lg_info("importing %s", c->init_from);
         lg_hf_import(c->init_from, &M.pt, M.master);
     }
+    lg_model_master_from_host(&M);
     lg_model_sync_weights(&M);
     lg_adamw opt;
     lg_adamw_init(&opt, ops, M.pt.total);
@@ -114,7 +115,7 @@ int lg_train(const lg_config *c) {
         }
         if (c->grad_clip > 0 && gnorm > c->grad_clip) ops->scale(M.grad, M.pt.total, (float)(c->grad_clip / gnorm));
         double lr = lg_lr_at(c, step);
-        lg_adamw_step(&opt, c, &M.pt, M.master, M.grad, (float)lr, step);
+        lg_adamw_step(&opt, c, &M.pt, M.dmaster, M.grad, (float)lr, step);
         lg_model_sync_weights(&M);
 
         double now = lg_now_seconds(), dt = now - t0, el = now - t_start;
@@ -136,6 +137,7 @@ int lg_train(const lg_config *c) {
     if (rc == 0 && c->export_hf) {
         const char *src = strcmp(c->init_from, "random") ? c->init_from : NULL;
         lg_info("exporting HF model to %s (%s)", c->export_dir, c->export_dtype);
+        lg_model_master_to_host(&M);
         lg_hf_export(c->export_dir, c, &M.pt, M.master, src, c->export_dtype);
     }
     lg_info("done: log %s", log_path);

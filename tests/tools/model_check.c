@@ -35,6 +35,7 @@ int main(int argc, char **argv) {
     lg_model_init(&M, &c, lg_ops_cpu(), B, S);
     if (!strcmp(c.init_from, "random")) lg_params_init_random(&M.pt, M.master, &c.model, c.seed);
     else lg_hf_import(c.init_from, &M.pt, M.master);
+    lg_model_master_from_host(&M);
     lg_model_sync_weights(&M);
 
     int64_t T = (int64_t)B * S, V = c.model.vocab_size;
