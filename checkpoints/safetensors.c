@@ -270,6 +270,7 @@ void lg_st_read_f32(const lg_st_file *f, const lg_st_tensor *t, float *out) {
     switch (t->dtype) {
     case LG_ST_F32: memcpy(out, src, (size_t)n * 4); break;
     case LG_ST_BF16:
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
@@ -277,6 +278,7 @@ void lg_st_read_f32(const lg_st_file *f, const lg_st_tensor *t, float *out) {
         }
         break;
     case LG_ST_F16:
+#pragma omp parallel for schedule(static) if (n > (1 << 20))
         for (int64_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, src + 2 * i, 2);
@@ -359,10 +361,10 @@ void lg_st_write(const char *path, const lg_st_out *ts, int n) {
         }
         for (int64_t s = 0; s < numel; s += CHUNK) {
             int64_t m = numel - s < CHUNK ? numel - s : CHUNK;
-            if (t->dtype == LG_ST_BF16)
-                for (int64_t k = 0; k < m; k++) buf[k] = lg_f32_to_bf16(t->data[s + k]);
-            else
-                for (int64_t k = 0; k < m; k++) buf[k] = lg_f32_to_f16(t->data[s + k]);
+            const float *x = t->data + s;
+            int bf = t->dtype == LG_ST_BF16;
+#pragma omp parallel for schedule(static) if (m > (1 << 16))
+            for (int64_t k = 0; k < m; k++) buf[k] = bf ? lg_f32_to_bf16(x[k]) : lg_f32_to_f16(x[k]);
             lg_fwrite(buf, 2, (size_t)m, fp, tmp);
         }
     }
