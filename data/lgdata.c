@@ -30,7 +30,7 @@ static void usage(void) {
 "           or per JSONL record\n"
 "  pack     -o OUTDIR --seq-len N [--val-frac F] [--seed S] [--level L] [--shard-seqs N] [--no-shuffle] [--eos]\n"
 "           [--long-min TOKENS --short-keep P] [--tokenizer MODEL | --vocab V --bos ID [--eos-id ID]]\n"
-"           [--dtype u16|u32] [--doc-sep ID] [-q] INPUT...\n"
+"           [--dtype u16|u32] [--doc-sep ID|none] [--force] [-q] INPUT...\n"
 "           .lgt/.bin/.npy token streams -> OUTDIR/train/shard-NNNNN.h5 and OUTDIR/val/shard-NNNNN.h5:\n"
 "           documents (shuffled by --seed) concatenated with BOS before each, cut into --seq-len sequences\n"
 "  info     [--docs] [--show N -m MODEL] SHARD.h5...     attributes, storage, first tokens (decoded with -m)\n"
@@ -239,11 +239,235 @@ static int cmd_decode(int argc, char **argv) {
     return 0;
 }
 
+// ---- pack ----
+static int cmd_pack(int argc, char **argv) {
+    lg_pack_opts o;
+    lg_pack_defaults(&o);
+    char **inputs = lg_malloc((size_t)argc * sizeof *inputs);
+    int n_in = 0;
+    const char *tok_model = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-o")) { NEED_ARG(); o.out_dir = argv[++i]; }
+        else if (!strcmp(a, "--seq-len")) { NEED_ARG(); o.seq_len = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--val-frac")) { NEED_ARG(); o.val_frac = parse_f64(argv[++i], a); }
+        else if (!strcmp(a, "--seed")) { NEED_ARG(); o.seed = parse_u64(argv[++i], a); }
+        else if (!strcmp(a, "--level")) { NEED_ARG(); o.zstd_level = (int)parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--shard-seqs")) { NEED_ARG(); o.shard_seqs = parse_u64(argv[++i], a); }
+        else if (!strcmp(a, "--no-shuffle")) o.shuffle = 0;
+        else if (!strcmp(a, "--eos")) o.add_eos = 1;
+        else if (!strcmp(a, "--long-min")) { NEED_ARG(); o.long_min = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--short-keep")) { NEED_ARG(); o.short_keep = parse_f64(argv[++i], a); }
+        else if (!strcmp(a, "--tokenizer")) { NEED_ARG(); tok_model = argv[++i]; }
+        else if (!strcmp(a, "--vocab")) { NEED_ARG(); o.vocab_size = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--bos")) { NEED_ARG(); o.bos_id = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--eos-id")) { NEED_ARG(); o.eos_id = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--tokenizer-hash")) { NEED_ARG(); o.tokenizer_hash = parse_u64(argv[++i], a); }
+        else if (!strcmp(a, "--dtype")) { NEED_ARG(); o.raw_dtype = argv[++i]; }
+        else if (!strcmp(a, "--doc-sep")) { NEED_ARG(); i++; o.doc_sep = !strcmp(argv[i], "none") ? -2 : parse_i64(argv[i], a); if (o.doc_sep < -2) lg_die("--doc-sep: expected an id or none"); }
+        else if (!strcmp(a, "--force")) o.force = 1;
+        else if (!strcmp(a, "-q")) o.quiet = 1;
+        else if (a[0] == '-' && a[1]) lg_die("pack: unknown option %s", a);
+        else inputs[n_in++] = argv[i];
+    }
+    if (!o.out_dir || !o.seq_len) lg_die("pack: needs -o OUTDIR and --seq-len N");
+    if (tok_model) {
+        lg_tokenizer *t = lg_tok_load(tok_model);
+        if (o.vocab_size >= 0 && o.vocab_size != lg_tok_vocab_size(t))
+            lg_die("--vocab %lld disagrees with %s (vocab %d)", (long long)o.vocab_size, tok_model, lg_tok_vocab_size(t));
+        o.vocab_size = lg_tok_vocab_size(t);
+        if (o.bos_id < 0) o.bos_id = lg_tok_bos_id(t);
+        if (o.eos_id < 0) o.eos_id = lg_tok_eos_id(t);
+        o.tokenizer_hash = lg_tok_hash(t);
+        lg_tok_free(t);
+    }
+    lg_pack(&o, n_in, inputs);
+    free(inputs);
+    return 0;
+}
+
+// ---- info / verify ----
+static int cmd_info(int argc, char **argv) {
+    int docs = 0;
+    int64_t show = 0;
+    const char *model = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--docs")) { docs = 1; continue; }
+        if (!strcmp(argv[i], "--show")) { NEED_ARG(); show = parse_i64(argv[++i], "--show"); continue; }
+        if (!strcmp(argv[i], "-m")) { NEED_ARG(); model = argv[++i]; continue; }
+        if (argv[i][0] == '-') lg_die("info: unknown option %s", argv[i]);
+        lg_shard *s = lg_shard_open(argv[i]);
+        const lg_shard_meta *m = lg_shard_get_meta(s);
+        char d[512];
+        lg_shard_describe(s, d, sizeof d);
+        printf("%s:\n  format lgtrain-shard v%d, tokens uint%d, %s\n", argv[i], m->format_version, 8 * m->token_bytes, d);
+        printf("  vocab_size %lld  bos_id %lld  eos_id %lld  tokenizer_hash 0x%016llx\n", (long long)m->vocab_size,
+               (long long)m->bos_id, (long long)m->eos_id, (unsigned long long)m->tokenizer_hash);
+        printf("  seq_len %lld  n_sequences %llu  n_tokens %llu  n_docs %llu\n", (long long)m->seq_len,
+               (unsigned long long)m->n_sequences, (unsigned long long)m->n_tokens, (unsigned long long)m->n_docs);
+        if (docs) {
+            uint64_t n;
+            uint64_t *ds = lg_shard_read_doc_starts(s, &n);
+            printf("  doc_starts:");
+            for (uint64_t k = 0; k < n && k < 32; k++) printf(" %llu", (unsigned long long)ds[k]);
+            printf("%s\n", n > 32 ? " ..." : "");
+            free(ds);
+        }
+        if (show > 0 && m->n_sequences > 0) {
+            int64_t S = m->seq_len, k = show < S ? show : S;
+            void *raw = lg_malloc((size_t)S * (size_t)m->token_bytes);
+            int32_t *ids = lg_malloc((size_t)S * sizeof *ids);
+            uint32_t crc;
+            int has = lg_shard_read_rows(s, 0, 1, raw, &crc);
+            lg_shard_check_row(s, 0, raw, has, crc, ids);
+            printf("  row 0, first %lld ids:", (long long)k);
+            for (int64_t j = 0; j < k; j++) printf(" %d", ids[j]);
+            printf("\n");
+            if (model) {
+                lg_tokenizer *t = lg_tok_load(model);
+                if (lg_tok_hash(t) != m->tokenizer_hash)
+                    lg_warn("%s: hash 0x%016llx differs from the shard's tokenizer_hash", model, (unsigned long long)lg_tok_hash(t));
+                size_t len;
+                char *txt = lg_tok_decode(t, ids, (size_t)k, &len);
+                printf("  decoded: %s\n", txt);
+                free(txt);
+                lg_tok_free(t);
+            }
+            free(raw);
+            free(ids);
+        }
+        lg_shard_close(s);
+    }
+    return 0;
+}
+
+static int cmd_verify(int argc, char **argv) {
+    int quiet = 0, n_files = 0;
+    for (int i = 0; i < argc; i++) if (!strcmp(argv[i], "-q")) quiet = 1;
+    for (int i = 0; i < argc; i++) {
+        if (argv[i][0] == '-') { if (strcmp(argv[i], "-q")) lg_die("verify: unknown option %s", argv[i]); continue; }
+        const char *path = argv[i];
+        lg_shard *s = lg_shard_open(path);
+        const lg_shard_meta *m = lg_shard_get_meta(s);
+        uint64_t cr = lg_shard_chunk_rows(s), S = (uint64_t)m->seq_len;
+        void *raw = lg_malloc(cr * S * (uint64_t)m->token_bytes);
+        uint32_t *crc = lg_malloc(cr * sizeof *crc);
+        int32_t *ids = lg_malloc(S * sizeof *ids);
+        lg_progress pr;
+        lg_progress_start(&pr, "verify", "tokens", (double)m->n_tokens, quiet);
+        int has = 0;
+        uint64_t nbos = 0;
+        for (uint64_t r0 = 0; r0 < m->n_sequences; r0 += cr) {
+            uint64_t n = m->n_sequences - r0 < cr ? m->n_sequences - r0 : cr;
+            has = lg_shard_read_rows(s, r0, n, raw, crc);
+            for (uint64_t r = 0; r < n; r++) {
+                lg_shard_check_row(s, r0 + r, (uint8_t *)raw + r * S * (uint64_t)m->token_bytes, has, has ? crc[r] : 0, ids);
+                for (uint64_t k = 0; k < S; k++) nbos += ids[k] == m->bos_id;
+            }
+            lg_progress_update(&pr, (double)((r0 + n) * S));
+        }
+        uint64_t nd;
+        uint64_t *ds = lg_shard_read_doc_starts(s, &nd);
+        for (uint64_t k = 0; k < nd; k++) {
+            if (ds[k] >= m->n_tokens) lg_die("%s: /doc_starts[%llu] = %llu is past n_tokens %llu", path, (unsigned long long)k, (unsigned long long)ds[k], (unsigned long long)m->n_tokens);
+            if (k && ds[k] <= ds[k - 1]) lg_die("%s: /doc_starts is not increasing at entry %llu", path, (unsigned long long)k);
+            uint32_t c1;
+            void *one = lg_malloc(S * (uint64_t)m->token_bytes);
+            int h1 = lg_shard_read_rows(s, ds[k] / S, 1, one, &c1);
+            lg_shard_check_row(s, ds[k] / S, one, h1, c1, ids);
+            free(one);
+            if (ids[ds[k] % S] != m->bos_id)
+                lg_die("%s: /doc_starts[%llu] = %llu points at id %d, not BOS %lld", path, (unsigned long long)k,
+                       (unsigned long long)ds[k], ids[ds[k] % S], (long long)m->bos_id);
+        }
+        if (nd > nbos) lg_die("%s: %llu documents but only %llu BOS tokens", path, (unsigned long long)nd, (unsigned long long)nbos);
+        if (!quiet) lg_progress_finish(&pr, (double)m->n_tokens);
+        printf("OK %s: %llu sequences x %lld tokens, %llu documents%s\n", path, (unsigned long long)m->n_sequences,
+               (long long)m->seq_len, (unsigned long long)nd, has || !m->n_sequences ? ", CRC-32 checked" : ", no /seq_crc32 (ids and decoding checked only)");
+        free(ds); free(raw); free(crc); free(ids);
+        lg_shard_close(s);
+        n_files++;
+    }
+    if (!n_files) lg_die("verify: no shard files given");
+    return 0;
+}
+
+// ---- sample ----
+static void write_npy_i32(const char *path, const int32_t *v, uint64_t rows, uint64_t cols) {
+    char hdr[256];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<i4', 'fortran_order': False, 'shape': (%llu, %llu), }",
+                     (unsigned long long)rows, (unsigned long long)cols);
+    int total = 10 + n + 1;
+    int pad = (64 - total % 64) % 64;
+    FILE *f = lg_fopen(path, "wb");
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+    uint16_t hl = (uint16_t)(n + pad + 1);
+    memcpy(pre + 8, &hl, 2);
+    lg_fwrite(pre, 1, 10, f, path);
+    lg_fwrite(hdr, 1, (size_t)n, f, path);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    lg_fwrite(v, 4, rows * cols, f, path);
+    lg_fclose(f, path);
+}
+
+static int cmd_sample(int argc, char **argv) {
+    const char *spec = NULL, *out = NULL;
+    int64_t S = 0, vocab = 0, rank = 0, world = 1, count = 1, prefetch = 2;
+    uint64_t seed = 0, hash = 0;
+    lg_data_cursor cur = {0, 0};
+    int seek = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--seq-len")) { NEED_ARG(); S = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--vocab")) { NEED_ARG(); vocab = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--rank")) { NEED_ARG(); rank = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--world")) { NEED_ARG(); world = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--seed")) { NEED_ARG(); seed = parse_u64(argv[++i], a); }
+        else if (!strcmp(a, "--tokenizer-hash")) { NEED_ARG(); hash = parse_u64(argv[++i], a); }
+        else if (!strcmp(a, "-n")) { NEED_ARG(); count = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "--prefetch")) { NEED_ARG(); prefetch = parse_i64(argv[++i], a); }
+        else if (!strcmp(a, "-o")) { NEED_ARG(); out = argv[++i]; }
+        else if (!strcmp(a, "--cursor")) {
+            NEED_ARG();
+            unsigned long long e, p;
+            if (sscanf(argv[++i], "%llu:%llu", &e, &p) != 2) lg_die("--cursor: expected EPOCH:POSITION, got '%s'", argv[i]);
+            cur.epoch = e; cur.position = p; seek = 1;
+        }
+        else if (a[0] == '-') lg_die("sample: unknown option %s", a);
+        else spec = a;
+    }
+    if (!spec || S <= 0) lg_die("sample: needs SPEC and --seq-len N");
+    if (count < 0) lg_die("-n: expected >= 0");
+    if (!vocab) { lg_data_meta m; lg_data_describe(spec, &m); vocab = m.vocab_size; }
+    lg_loader *L = lg_loader_open(spec, (int)S, (int)vocab, hash, (int)rank, (int)world, seed, (int)prefetch);
+    if (seek) lg_loader_seek(L, cur);
+    int32_t *v = lg_malloc((size_t)(count ? count : 1) * (size_t)S * sizeof *v);
+    for (int64_t k = 0; k < count; k++) lg_loader_next(L, v + (size_t)k * (size_t)S);
+    lg_data_cursor c = lg_loader_cursor(L);
+    if (out) write_npy_i32(out, v, (uint64_t)count, (uint64_t)S);
+    else
+        for (int64_t k = 0; k < count; k++) {
+            printf("seq %lld:", (long long)k);
+            for (int64_t j = 0; j < S && j < 16; j++) printf(" %d", v[(size_t)k * (size_t)S + (size_t)j]);
+            printf("%s\n", S > 16 ? " ..." : "");
+        }
+    printf("cursor %llu:%llu of %llu sequences\n", (unsigned long long)c.epoch, (unsigned long long)c.position,
+           (unsigned long long)lg_loader_n_sequences(L));
+    free(v);
+    lg_loader_close(L);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     lg_set_progname("lgdata");
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) usage();
     const char *c = argv[1];
     if (!strcmp(c, "tokenize")) return cmd_tokenize(argc - 2, argv + 2);
+    if (!strcmp(c, "pack")) return cmd_pack(argc - 2, argv + 2);
+    if (!strcmp(c, "info")) return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(c, "verify")) return cmd_verify(argc - 2, argv + 2);
+    if (!strcmp(c, "sample")) return cmd_sample(argc - 2, argv + 2);
     if (!strcmp(c, "encode")) return cmd_encode(argc - 2, argv + 2);
     if (!strcmp(c, "decode")) return cmd_decode(argc - 2, argv + 2);
     fprintf(stderr, "lgdata: unknown command '%s'\n", c);

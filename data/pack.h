@@ -22,6 +22,7 @@ typedef struct {
     uint64_t tokenizer_hash;             // 0 = not given
     const char *raw_dtype;               // .bin: "u16" or "u32"
     int64_t doc_sep;                     // raw inputs: separator id (-1 = BOS id, -2 = none)
+    int force;                           // remove earlier *.h5 in the output folders instead of refusing
     int quiet;
 } lg_pack_opts;
 

@@ -391,7 +391,7 @@ static void maybe_add_pair(lg_tokenizer *t, int l, int r) {
     }
 }
 
-typedef struct { int32_t *v; size_t n, cap; } idvec;
+typedef struct { int32_t *v; size_t n, cap, first; } idvec;  // first: index of this text's first id
 
 static void push_id(idvec *o, int32_t id) {
     if (o->n == o->cap) { o->cap = o->cap ? 2 * o->cap : 256; o->v = lg_realloc(o->v, o->cap * sizeof *o->v); }
@@ -411,6 +411,8 @@ static void emit(lg_tokenizer *t, int start, int len, idvec *o) {
         for (int i = 0; i < len; i++) push_id(o, t->byte_id[(uint8_t)s[i]]);
         return;
     }
+    // Without byte fallback a run of unknown pieces becomes one <unk> (as sentencepiece merges them).
+    if (t->type[id] == LG_PIECE_UNKNOWN && o->n > o->first && o->v[o->n - 1] == id) return;
     push_id(o, id);
 }
 
@@ -425,8 +427,9 @@ static int user_match(const lg_tokenizer *t, const char *s, size_t n) {
 
 size_t lg_tok_encode(lg_tokenizer *t, const char *text, size_t len, int add_bos, int add_eos, int32_t **ids,
                      size_t *cap) {
-    idvec o = {*ids, 0, *cap};
+    idvec o = {*ids, 0, *cap, 0};
     if (add_bos && t->bos_id >= 0) push_id(&o, t->bos_id);
+    o.first = o.n;
     size_t need = 3 * len + 4;
     if (need > t->norm_cap) { t->norm_cap = need; t->norm = lg_realloc(t->norm, need); }
     size_t nn = normalize(t, text, len, t->norm);
@@ -486,6 +489,7 @@ char *lg_tok_decode(const lg_tokenizer *t, const int32_t *ids, size_t n, size_t 
     sbuf b = {lg_malloc(64), 0, 64};
     b.s[0] = 0;
     uint8_t *bytes = lg_malloc(n + 1);
+    int first = 1;  // the dummy-prefix "▁" is dropped from the first piece after any control pieces
     for (size_t i = 0; i < n;) {
         int id = ids[i];
         if (id < 0 || id >= t->n) lg_die("decode: token id %d out of range (vocab %d)", id, t->n);
@@ -497,14 +501,17 @@ char *lg_tok_decode(const lg_tokenizer *t, const int32_t *ids, size_t n, size_t 
                 if (ml == 0) { sb_put(&b, REPL, 3); k++; }
                 else { sb_put(&b, (const char *)bytes + k, (size_t)ml); k += (size_t)ml; }
             }
+            first = 0;
             continue;
         }
         i++;
         if (t->type[id] == LG_PIECE_CONTROL) continue;
-        if (t->type[id] == LG_PIECE_UNKNOWN) { sb_put(&b, t->unk_surface, strlen(t->unk_surface)); continue; }
+        if (t->type[id] == LG_PIECE_UNKNOWN) { sb_put(&b, t->unk_surface, strlen(t->unk_surface)); first = 0; continue; }
         const char *p = t->piece[id];
         int pl = t->plen[id];
-        if (b.n == 0 && (t->add_dummy_prefix || t->remove_extra_ws) && pl >= 3 && memcmp(p, WS, 3) == 0) { p += 3; pl -= 3; }
+        int strip = first;
+        first = 0;
+        if (strip && (t->add_dummy_prefix || t->remove_extra_ws) && pl >= 3 && memcmp(p, WS, 3) == 0) { p += 3; pl -= 3; }
         for (int k = 0; k < pl;) {
             if (k + 3 <= pl && memcmp(p + k, WS, 3) == 0) { sb_put(&b, " ", 1); k += 3; }
             else { sb_put(&b, p + k, 1); k++; }
