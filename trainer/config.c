@@ -641,6 +641,13 @@ void lg_config_apply_hf(lg_config *c, const char *hf_dir) {
     } else if (rs && rs->type != LG_JSON_NULL) {
         lg_die("%s: rope_scaling: expected an object or null", path);
     }
+    // Our own exports write max_position_embeddings as vLLM reads it (divided by a linear factor); the trained
+    // context is kept in lgtrain_export.context_length, so a re-import does not shrink it.
+    const lg_json *ex = lg_json_get(j, "lgtrain_export");
+    if (ex && ex->type == LG_JSON_OBJECT) {
+        int64_t ctx = lg_json_int_or(ex, "context_length", 0, path);
+        if (ctx > r->max_pos) r->max_pos = (int)ctx;
+    }
     lg_json_free(j);
     free(path);
 }
