@@ -9,6 +9,7 @@
 // "+=" semantics are asserted. The whole suite runs with the AVX2 kernels (when the CPU has them) and with
 // the baseline ones. LG_BENCH=1 also prints matmul GFLOP/s (T=2048, C=256, OC=1024).
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,6 +483,36 @@ static void expect_death(void (*fn)(void), const char *needle) {
     if (!ok) fails++;
 }
 
+// The GEMM and the reductions must give bit-identical results for any thread count.
+static void test_thread_independence(void) {
+    int64_t T = 300;
+    int C = 260, OC = 150;
+    float *x = rnd(T * C, -1, 1), *w = rnd((int64_t)OC * C, -1, 1), *g = rnd(T * OC, -1, 1);
+    float *r[2][4];
+    double ss[2];
+    int saved = omp_get_max_threads();
+    for (int run = 0; run < 2; run++) {
+        omp_set_num_threads(run ? 3 : 1);
+        float *y = rnd(T * OC, 0, 1), *dx = rnd(T * C, 0, 0), *dw = rnd((int64_t)OC * C, 0, 0), *dn = rnd(C, 0, 0);
+        float *rs = rnd(T, 0, 1), *hn = rnd(T * C, 0, 1);
+        O->matmul_fwd(y, x, w, T, C, OC);
+        O->matmul_bwd(dx, dw, g, x, w, T, C, OC, 0);
+        O->rmsnorm_fwd(hn, rs, x, w, T, C, 1e-5f);
+        O->rmsnorm_bwd(dx, dn, hn, x, w, rs, T, C);
+        ss[run] = O->sumsq(x, T * C);
+        r[run][0] = y; r[run][1] = dx; r[run][2] = dw; r[run][3] = dn;
+        free(rs); free(hn);
+    }
+    omp_set_num_threads(saved);
+    int64_t ns[4] = {T * OC, T * C, (int64_t)OC * C, C};
+    int same = ss[0] == ss[1];
+    for (int i = 0; i < 4; i++) same &= !memcmp(r[0][i], r[1][i], sizeof(float) * (size_t)ns[i]);
+    expect(same, "matmul/rmsnorm/sumsq bitwise identical with 1 and 3 threads");
+    if (same) printf("ok   matmul/rmsnorm/sumsq bitwise identical with 1 and 3 threads\n");
+    for (int i = 0; i < 4; i++) { free(r[0][i]); free(r[1][i]); }
+    free(x); free(w); free(g);
+}
+
 static void bench_matmul(void) {
     int64_t T = 2048;
     int C = 256, OC = 1024;
@@ -538,6 +569,7 @@ int main(void) {
         test_small_ops();
     }
     lg_cpu_set_simd(have_avx2);
+    test_thread_independence();
     expect_death(die_upload, "element size 2, expected 4");
     expect_death(die_ce, "target 3 at position 1 is outside the vocabulary [0, 3)");
     expect_death(die_adamw, "step 0, expected a 1-based step >= 1");
