@@ -174,6 +174,7 @@ lg_shard *lg_shard_open(const char *path) {
         lg_die("%s: '/tokens' is uint16 but vocab_size is %lld (> 65536): ids would not fit", path,
                (long long)m->vocab_size);
     check_filters(s->tokens, path, "tokens", &s->chunk_rows, dims[1], m->token_bytes);
+    m->chunk_rows = s->chunk_rows;
 
     s->crc = open_dataset(s->file, "seq_crc32", path, 0);
     if (s->crc >= 0) {
@@ -384,7 +385,7 @@ lg_shard_writer *lg_shard_writer_open(const char *path, const lg_shard_meta *m) 
     w->file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     LG_H5CHECK(w->file, tmp, "file", "H5Fcreate", "is the directory writable?");
     uint64_t row_bytes = (uint64_t)m->seq_len * w->m.token_bytes;
-    w->rows_per_chunk = LG_SHARD_CHUNK_BYTES / row_bytes;
+    w->rows_per_chunk = m->chunk_rows ? m->chunk_rows : LG_SHARD_CHUNK_BYTES / row_bytes;
     if (w->rows_per_chunk == 0) w->rows_per_chunk = 1;
     hid_t tt = w->m.token_bytes == 2 ? H5T_STD_U16LE : H5T_STD_U32LE;
     w->tokens = create_extendible(w->file, tmp, "tokens", 2, (hsize_t)m->seq_len, w->rows_per_chunk, tt, m->zstd_level);

@@ -20,6 +20,7 @@ typedef struct {
     uint64_t tokenizer_hash;  // lg_tok_file_hash of the tokenizer.model the ids came from; 0 = unknown
     int token_bytes;          // 2 (uint16) or 4 (uint32)
     int zstd_level;           // writer only: level for filter 32015; 0 = no compression
+    uint64_t chunk_rows;      // writer: rows per chunk (0 = one chunk per sequence or per ~256 KiB)
 } lg_shard_meta;
 
 typedef struct lg_shard lg_shard;
