@@ -155,8 +155,10 @@ static const key_def KEYS[] = {
     // [memory]
     {"memory", "zero_stage", K_INT, OFF(zero_stage), 0, 0, 2, 0, 0, 0, "0", 0, 0,
      "0 replicate, 1 shard optimizer state, 2 also gradients"},
-    {"memory", "recompute", K_BOOL, OFF(recompute), 0, 0, 0, 0, 0, 0, "false", 0, 0,
-     "keep only layer inputs; recompute in backward"},
+    {"memory", "recompute", K_BOOL, OFF(recompute), 0, 0, 0, 0, 0, 0, "true", 0, 0,
+     "keep only layer inputs; recompute in backward (false is not implemented yet)"},
+    {"memory", "device_gib", K_F64, OFF(device_gib), 0, 0, INF, F_LO_OPEN, 0, 0, "79", 0, 0,
+     "memory per device (GiB) that --plan checks the plan against (H100 80GB: 79)"},
     {"memory", "mlp_chunk", K_INT, OFF(mlp_chunk), 0, 0, INF, 0, 0, 0, "0", 0, 0,
      "MLP sequence chunk in tokens; 0 = whole micro-batch"},
     {"memory", "loss_chunk", K_INT, OFF(loss_chunk), 0, 0, INF, 0, 0, 0, "0", 0, 0,

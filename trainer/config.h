@@ -76,6 +76,7 @@ typedef struct {
     // [memory]
     int zero_stage;                // 0, 1, 2
     int recompute;                 // per-layer activation recompute
+    double device_gib;             // memory per device that --plan checks against
     int mlp_chunk, loss_chunk;     // sequence chunk sizes (tokens) for the MLP and the loss
     char nan_policy[16];           // skip|stop
     // [checkpoint]
