@@ -21,36 +21,19 @@ static float *G(const lg_model *M, lg_param_kind k, int layer) {
     return M->grad + p->offset;
 }
 
+// Every activation buffer goes through here, so lg_model_buffer_bytes (the planner) counts exactly what
+// lg_model_init allocates.
 static void *balloc(lg_model *M, size_t bytes) {
     M->act_bytes += (int64_t)bytes;
-    void *p = M->ops->alloc(bytes);
-    return p;
+    return M->plan_only ? NULL : M->ops->alloc(bytes);
 }
 
-void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S) {
-    memset(M, 0, sizeof *M);
-    M->cfg = cfg;
-    M->m = &cfg->model;
-    M->ops = ops;
-    M->B = B;
-    M->S = S;
-    M->T = (int64_t)B * S;
+static void alloc_activations(lg_model *M) {
     const lg_model_cfg *m = M->m;
-    lg_params_build(&M->pt, m);
-    M->mlp_chunk = cfg->mlp_chunk > 0 && cfg->mlp_chunk < M->T ? cfg->mlp_chunk : (int)M->T;
-    M->loss_chunk = cfg->loss_chunk > 0 && cfg->loss_chunk < M->T ? cfg->loss_chunk : (int)M->T;
-
+    int B = M->B, S = M->S;
     int64_t T = M->T, C = m->dim, L = m->n_layers, F = m->ffn_dim, V = m->vocab_size;
     int64_t QD = (int64_t)m->n_heads * m->head_dim, KD = (int64_t)m->n_kv_heads * m->head_dim;
-    size_t a = ops->act_size;
-    M->master = lg_calloc((size_t)M->pt.total, sizeof(float));
-    int host = !strcmp(ops->name, "cpu");
-    M->dmaster = host ? M->master : ops->alloc((size_t)M->pt.total * sizeof(float));
-    if (host && ops->param_size == sizeof(float)) M->w = M->master;  // cpu computes on the master itself
-    else M->w = ops->alloc((size_t)M->pt.total * ops->param_size);
-    M->grad = ops->alloc((size_t)M->pt.total * sizeof(float));
-    ops->zero(M->grad, (size_t)M->pt.total * sizeof(float));
-
+    size_t a = M->act_size;
     int64_t mc = M->mlp_chunk, lc = M->loss_chunk;
     M->xs = balloc(M, (size_t)((L + 1) * T * C) * a);
     M->h = balloc(M, (size_t)(T * C) * a);
@@ -82,6 +65,33 @@ void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, 
     int half = m->head_dim / 2;
     M->rope_cos = balloc(M, (size_t)S * half * 4);
     M->rope_sin = balloc(M, (size_t)S * half * 4);
+    M->kept_bytes = (int64_t)((L + 1) * T * C) * (int64_t)a;
+}
+
+void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S) {
+    memset(M, 0, sizeof *M);
+    M->cfg = cfg;
+    M->m = &cfg->model;
+    M->ops = ops;
+    M->B = B;
+    M->S = S;
+    M->T = (int64_t)B * S;
+    M->act_size = ops->act_size;
+    const lg_model_cfg *m = M->m;
+    lg_params_build(&M->pt, m);
+    M->mlp_chunk = cfg->mlp_chunk > 0 && cfg->mlp_chunk < M->T ? cfg->mlp_chunk : (int)M->T;
+    M->loss_chunk = cfg->loss_chunk > 0 && cfg->loss_chunk < M->T ? cfg->loss_chunk : (int)M->T;
+
+    M->master = lg_calloc((size_t)M->pt.total, sizeof(float));
+    int host = !strcmp(ops->name, "cpu");
+    M->dmaster = host ? M->master : ops->alloc((size_t)M->pt.total * sizeof(float));
+    if (host && ops->param_size == sizeof(float)) M->w = M->master;  // cpu computes on the master itself
+    else M->w = ops->alloc((size_t)M->pt.total * ops->param_size);
+    M->grad = ops->alloc((size_t)M->pt.total * sizeof(float));
+    ops->zero(M->grad, (size_t)M->pt.total * sizeof(float));
+
+    alloc_activations(M);
+    int half = m->head_dim / 2;
     float *c = lg_malloc(sizeof(float) * (size_t)S * half), *s = lg_malloc(sizeof(float) * (size_t)S * half);
     lg_rope_tables(&cfg->rope, m->head_dim, S, c, s);
     ops->upload(M->rope_cos, c, (size_t)S * half, 4);
@@ -253,4 +263,21 @@ double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targe
     M->ops->embedding_bwd(G(M, LG_P_EMBED, -1), M->dres, M->tokens, T, (int)C);
     M->ops->sync();
     return loss;
+}
+
+int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes) {
+    lg_model M;
+    memset(&M, 0, sizeof M);
+    M.cfg = cfg;
+    M.m = &cfg->model;
+    M.B = B;
+    M.S = S;
+    M.T = (int64_t)B * S;
+    M.act_size = act_size;
+    M.plan_only = 1;
+    M.mlp_chunk = cfg->mlp_chunk > 0 && cfg->mlp_chunk < M.T ? cfg->mlp_chunk : (int)M.T;
+    M.loss_chunk = cfg->loss_chunk > 0 && cfg->loss_chunk < M.T ? cfg->loss_chunk : (int)M.T;
+    alloc_activations(&M);
+    if (kept_bytes) *kept_bytes = M.kept_bytes;
+    return M.act_bytes;
 }

@@ -45,7 +45,10 @@ typedef struct {
     float *rope_cos, *rope_sin;  // (S, D/2) fp32 in backend memory
     int32_t *tokens;          // (T) backend memory
     int32_t *targets;         // (T) backend memory, -1 = no target
-    int64_t act_bytes;        // what the activation buffers take (for --plan)
+    int64_t act_bytes;        // bytes of all activation buffers (what --plan predicts)
+    int64_t kept_bytes;       // of which the kept layer inputs xs
+    size_t act_size;
+    int plan_only;            // count buffers without allocating (lg_model_buffer_bytes)
 } lg_model;
 
 // Build the parameter table, allocate weights/grads/activations for micro-batches of B x S.
@@ -63,5 +66,8 @@ void lg_model_zero_grad(lg_model *M);
 // Gradients are ADDED into M->grad scaled by dscale (1 / number of target tokens in the whole step).
 // Returns the SUM of the per-token losses of this micro-batch.
 double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targets, float dscale);
+// Bytes lg_model_init allocates for activations (and, in *kept_bytes, of which the kept layer inputs),
+// without allocating: the planner's figure.
+int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes);
 // Forward only. Writes logits (B*S, V) fp32 to the host array when logits != NULL, and returns the loss sum.
 double lg_model_forward(lg_model *M, const int32_t *tokens, const int32_t *targets, float *logits);
