@@ -40,7 +40,7 @@ static void parse_npy(lg_tokstream *s, const uint8_t *b, size_t n) {
     const char *sh = strstr(h, "'shape'");
     unsigned long long dim = 0;
     char rest[8] = "";
-    if (!sh || sscanf(sh, "'shape': (%llu%7[,)]", &dim, rest) < 2 || strcmp(rest, ",)") != 0)
+    if (!sh || sscanf(sh, "'shape': (%llu%7[,)]", &dim, rest) < 2 || strncmp(rest, ",)", 2) != 0)
         lg_die("%s: .npy array must be 1-D (shape (N,)); header is %s", s->path, h);
     struct { const char *d; int bytes, sgn; } ok[] = {{"<u2", 2, 0}, {"<u4", 4, 0}, {"<i4", 4, 1}, {"<i8", 8, 1}, {"<u8", 8, 0}, {"|u2", 2, 0}};
     int found = 0;
