@@ -179,7 +179,8 @@ void lg_cpu_gemm(float *c, int64_t ldc, const float *a, int64_t sai, int64_t sak
     int64_t npan_max = (ncmax + NR - 1) / NR;
     int64_t kcmax = K < KC ? K : KC;
     float *bpack = lg_malloc((size_t)(npan_max * kcmax * NR) * sizeof(float));
-    double work = (double)M * (double)N * (double)K;
+    double work = (double)M * (double)N * (double)K;  // small products stay on one thread
+    (void)work;
 #pragma omp parallel if (work > 262144.0)
     {
         float *apack = lg_malloc((size_t)(MC * kcmax) * sizeof(float));

@@ -11,9 +11,7 @@
 #endif
 
 // The helpers below are always inlined, so the 32-byte vector ABI note (-Wpsabi) never matters.
-#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 
 typedef float lg_v8 __attribute__((vector_size(32)));
 typedef int32_t lg_v8i __attribute__((vector_size(32)));
