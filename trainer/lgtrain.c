@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "plan.h"
 #include "train.h"
 #include "util.h"
 
@@ -15,13 +16,15 @@ static void usage(FILE *f) {
             "  --config FILE       run configuration (see configs/README.md for every key)\n"
             "  --set s.k=v         override one key (repeatable), e.g. --set optim.lr=1e-4\n"
             "  --print-config      print the fully resolved configuration and exit\n"
+            "  --plan [--world N]  print memory per rank and FLOPs per step for N ranks (default 1 or the\n"
+            "                      mpirun world); exit 1 if it does not fit memory.device_gib\n"
             "  -h, --help          this text\n");
 }
 
 int main(int argc, char **argv) {
     lg_set_progname("lgtrain");
     const char *cfg_path = NULL;
-    int print = 0, n_set = 0;
+    int print = 0, plan = 0, plan_world = 0, n_set = 0;
     char **sets = lg_calloc((size_t)argc, sizeof(char *));
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[++i];
@@ -29,6 +32,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--set") && i + 1 < argc) sets[n_set++] = argv[++i];
         else if (!strncmp(argv[i], "--set=", 6)) sets[n_set++] = argv[i] + 6;
         else if (!strcmp(argv[i], "--print-config")) print = 1;
+        else if (!strcmp(argv[i], "--plan")) plan = 1;
+        else if (!strcmp(argv[i], "--world") && i + 1 < argc) plan_world = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else { usage(stderr); lg_die("unknown argument '%s'", argv[i]); }
     }
@@ -36,6 +41,15 @@ int main(int argc, char **argv) {
     lg_config c;
     lg_config_load(&c, cfg_path, n_set, sets);
     if (print) { lg_config_print(&c, stdout); return 0; }
+    if (plan) {
+        if (plan_world <= 0) {
+            const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
+            plan_world = ws ? atoi(ws) : 1;
+        }
+        lg_plan p;
+        lg_plan_compute(&c, plan_world, c.device, &p);
+        return lg_plan_print(&c, &p, c.device, stdout);
+    }
     if (c.threads > 0) omp_set_num_threads(c.threads);
     int rc = lg_train(&c);
     free(sets);

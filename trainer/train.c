@@ -77,6 +77,7 @@ int lg_train(const lg_config *c) {
     }
     lg_info("step: %lld tokens = %lld micro-batches of %d x %d on %d rank(s); memory ~%s; run dir %s",
             (long long)c->tokens_per_step, (long long)accum, B, S, world, buf, c->out_dir);
+    lg_info("activations allocated: %lld bytes (lgtrain --plan predicts the same)", (long long)M.act_bytes);
 
     char *log_path = lg_path_join(c->out_dir, "train_log.jsonl");
     FILE *logf = lg_fopen(log_path, "w");

@@ -1,0 +1,59 @@
+"""lgtrain --plan: memory per rank and FLOPs per step.
+
+Checks the arithmetic against an independent count written here (Llama-2-7B shape: 6.738e9 parameters;
+matmul FLOPs 6 x matmul params x tokens; causal attention 12 x head_dim x heads x T(T+1)/2 per full layer),
+the fit/refuse decision and its advice, and that the activation figure equals what lgtrain allocates."""
+import json, os, re, sys, tempfile
+sys.path.insert(0, os.path.dirname(__file__))
+from lgtest import Checks, SRC, run, tool
+
+C = Checks("test_plan")
+GIB = 2 ** 30
+
+
+def gib(text, label):
+    m = re.search(re.escape(label) + r"\s+([\d.]+) (GiB|MiB|KiB)", text)
+    return float(m.group(1)) * {"GiB": 1, "MiB": 1 / 1024, "KiB": 1 / 2 ** 20}[m.group(2)]
+
+
+with tempfile.TemporaryDirectory() as d:
+    hf = os.path.join(d, "llama7b")
+    os.makedirs(hf)
+    json.dump({"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+               "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 32000, "rms_norm_eps": 1e-5,
+               "max_position_embeddings": 4096, "bos_token_id": 1, "eos_token_id": 2}, open(os.path.join(hf, "config.json"), "w"))
+    cfg = os.path.join(SRC, "configs", "7b-128k.ini")
+    r = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--plan", "--world", "8"], check=False)
+    out = r.stdout
+    print(out)
+    C.check(r.returncode == 0 and "fits:" in out, "7B hybrid at 128K on 8 ranks (ZeRO-2) fits 79 GiB")
+    C.check("6.738B parameters" in out, "parameter count 6.738B (Llama-2-7B)")
+    P, L, T, Cd, F, V, H, D = 6738415616, 32, 131072, 4096, 11008, 32000, 32, 128
+    C.check(abs(gib(out, "weights") - 2 * P / GIB) < 0.06, "bf16 weights = 2 bytes x P")
+    C.check(abs(gib(out, "AdamW m, v (fp32)") - 8 * P / 8 / GIB) < 0.06, "m, v sharded over 8 ranks = 8P/8 bytes")
+    C.check(abs(gib(out, "kept layer inputs (recompute)") - (L + 1) * T * Cd * 2 / GIB) < 0.06,
+            "kept layer inputs = (L+1) x T x C x 2 bytes")
+    # FLOPs, counted independently for the all-full baseline: one step = 32 sequences of 128K
+    r = run([tool("lgtrain"), "--config", os.path.join(SRC, "configs", "7b-128k-full.ini"), "--set",
+             f"run.init_from={hf}", "--plan", "--world", "8"], check=False)
+    m = re.search(r"FLOPs per step: ([\d.e+]+) model", r.stdout)
+    seqs = 4194304 // T
+    matmul = L * (4 * Cd * Cd + 3 * Cd * F) + Cd * V
+    attn = L * H * 12 * D * T * (T + 1) / 2
+    ref = seqs * (6 * matmul * T + attn)
+    C.check(m and abs(float(m.group(1)) / ref - 1) < 1e-3, f"all-full model FLOPs {m and m.group(1)} vs independent {ref:.4e}")
+    # refuse: one rank cannot hold it; the message says what to change
+    r = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--set", "memory.zero_stage=1",
+             "--plan", "--world", "1"], check=False)
+    C.check(r.returncode == 1 and "DOES NOT FIT" in r.stdout and "memory.zero_stage = 2" in r.stdout and "more ranks" in r.stdout,
+            "1 rank ZeRO-1 is refused with advice")
+    # plan == allocation: the tiny run prints what it allocated; --plan must say the same
+    tiny = os.path.join(SRC, "configs", "tiny-test.ini")
+    r = run([tool("lgtrain"), "--config", tiny, "--plan"])
+    plan_act = int(re.search(r"activations: (\d+) bytes", r.stdout).group(1))
+    r2 = run([tool("lgtrain"), "--config", tiny, "--set", f"run.out_dir={d}/t", "--set", "run.steps=1", "--set", "export.hf=0"])
+    m = re.search(r"activations allocated: (\d+) bytes", r2.stdout)
+    C.check(m is not None and int(m.group(1)) == plan_act,
+            f"run allocates the planned activations: {m and m.group(1)} bytes vs plan {plan_act}")
+
+sys.exit(C.done())

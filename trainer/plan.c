@@ -1,0 +1,115 @@
+// plan.c: see plan.h. Bytes and FLOPs are counted from the parameter table, the layout and the model's own
+// buffer-size function; nothing here allocates.
+#include "plan.h"
+
+#include <string.h>
+
+#include "model.h"
+#include "params.h"
+#include "util.h"
+
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan *p) {
+    memset(p, 0, sizeof *p);
+    const lg_model_cfg *m = &c->model;
+    int cuda = !strcmp(backend, "cuda");
+    p->world = world;
+    lg_param_table pt;
+    lg_params_build(&pt, m);
+    double P = (double)pt.total;
+    p->params = pt.total;
+    int64_t per = (int64_t)c->seq_len * c->micro_batch * world;
+    p->accum = per > 0 ? c->tokens_per_step / per : 0;
+    p->tokens_per_step = (double)c->tokens_per_step;
+
+    // Largest single layer's parameters: the ZeRO-2 gradient bucket before its reduce-scatter.
+    double layer_params = 0;
+    for (int i = 0; i < pt.n; i++)
+        if (pt.p[i].layer == 0) layer_params += (double)pt.p[i].numel;
+    double shard = world > 1 ? P / world : P;
+    if (cuda) {
+        p->weights = 2 * P;                                        // bf16 copy the kernels read
+        p->master = 4 * (c->zero_stage >= 1 ? shard : P);          // fp32 master, sharded from ZeRO-1 on
+    } else {
+        p->weights = 4 * P;                                        // the cpu ops read the fp32 master itself
+        p->master = 0;
+    }
+    p->grads = c->zero_stage >= 2 ? 4 * (shard + layer_params) : 4 * P;
+    p->optim = 8 * (c->zero_stage >= 1 ? shard : P);
+
+    int64_t kept = 0;
+    double acts = (double)lg_model_buffer_bytes(c, cuda ? 2 : 4, c->micro_batch, c->seq_len, &kept);
+    p->kept_acts = (double)kept;
+    p->working = acts - (double)kept;
+    p->workspace = cuda ? 1.5 * GIB : 0;  // cuBLASLt/attention workspaces and the CUDA context, reserved
+    p->total = p->weights + p->master + p->grads + p->optim + p->kept_acts + p->working + p->workspace;
+
+    // FLOPs: matmuls 2 per multiply-add; backward = 2x forward. Attention per query head and kept pair:
+    // forward 4*D (QK^T, PV), backward 8*D (dV, dP, dQ, dK).
+    double C = m->dim, F = m->ffn_dim, V = m->vocab_size, D = m->head_dim;
+    double QD = (double)m->n_heads * D, KD = (double)m->n_kv_heads * D;
+    double attn_proj = C * QD + 2 * C * KD + QD * C, mlp = 3 * C * F;
+    double tokens = (double)c->tokens_per_step, seqs = tokens / c->seq_len;
+    double fwd_tok = 2 * (m->n_layers * (attn_proj + mlp) + C * V);
+    double pairs_fwd = 0;  // sum over layers and query heads of 4*D*pairs, one sequence
+    int group = m->n_heads / m->n_kv_heads;
+    for (int l = 0; l < m->n_layers; l++)
+        for (int h = 0; h < m->n_kv_heads; h++)
+            pairs_fwd += 4 * D * group * (double)lg_attn_pairs(&c->layout.layer[l], m->n_kv_heads, h, c->seq_len);
+    p->flops_attention = 3 * pairs_fwd * seqs;
+    p->flops_model = 3 * fwd_tok * tokens + p->flops_attention;
+    // Backward recomputes each layer's attention half (projections + attention forward) and the MLP's
+    // gate/up projections (the down projection's output is not needed again).
+    p->flops_recompute = 2 * m->n_layers * (attn_proj + 2 * C * F) * tokens + pairs_fwd * seqs;
+    lg_params_free(&pt);
+}
+
+static void row(FILE *f, const char *what, double bytes, const char *note) {
+    char b[32];
+    lg_format_bytes(bytes, b, sizeof b);
+    fprintf(f, "  %-34s %12s   %s\n", what, b, note);
+}
+
+int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FILE *f) {
+    char z[64];
+    snprintf(z, sizeof z, "ZeRO-%d over %d rank%s", c->zero_stage, p->world, p->world > 1 ? "s" : "");
+    fprintf(f, "plan for %s: %.3fB parameters, %d layers, seq_len %d, micro_batch %d, %lld micro-batch%s per rank "
+               "per step, backend %s, %s\n",
+            c->config_path, p->params / 1e9, c->model.n_layers, c->seq_len, c->micro_batch, (long long)p->accum,
+            p->accum == 1 ? "" : "es", backend, z);
+    fprintf(f, "memory per rank:\n");
+    row(f, "weights", p->weights, !strcmp(backend, "cuda") ? "bf16, replicated" : "fp32 master, replicated");
+    if (p->master > 0) row(f, "master weights (fp32)", p->master, c->zero_stage >= 1 ? "this rank's shard" : "replicated");
+    row(f, "gradients (fp32)", p->grads, c->zero_stage >= 2 ? "shard + one layer's bucket" : "replicated");
+    row(f, "AdamW m, v (fp32)", p->optim, c->zero_stage >= 1 ? "this rank's shard" : "replicated");
+    row(f, "kept layer inputs (recompute)", p->kept_acts, "(layers+1) x tokens x dim");
+    row(f, "largest working set", p->working, "one layer recomputed + MLP/loss chunks");
+    if (p->workspace > 0) row(f, "workspace + CUDA context (reserve)", p->workspace, "cuBLASLt, attention");
+    row(f, "total", p->total, "");
+    fprintf(f, "activations: %.0f bytes (kept + working set, as allocated by the run)\n", p->kept_acts + p->working);
+    double budget = c->device_gib * GIB;
+    double ceil_s = (p->flops_model + p->flops_recompute) / p->world / 775e12;
+    fprintf(f, "FLOPs per step: %.3e model (%.1f%% attention) + %.3e recompute; %.0f tokens per step\n",
+            p->flops_model, 100 * p->flops_attention / p->flops_model, p->flops_recompute, p->tokens_per_step);
+    fprintf(f, "at the H100 bf16 GEMM ceiling (775 TFLOP/s): %.2f s per step per rank, %.0f tokens/s/GPU\n", ceil_s,
+            p->tokens_per_step / p->world / ceil_s);
+    if (strcmp(backend, "cuda") != 0) {
+        fprintf(f, "(cpu backend: host memory; memory.device_gib = %.0f is checked only for cuda)\n", c->device_gib);
+        return 0;
+    }
+    char need[32], have[32];
+    lg_format_bytes(p->total, need, sizeof need);
+    lg_format_bytes(budget, have, sizeof have);
+    if (p->total <= budget) {
+        fprintf(f, "fits: %s of %s (memory.device_gib)\n", need, have);
+        return 0;
+    }
+    fprintf(f, "DOES NOT FIT: %s needed per rank, %s available (memory.device_gib). Try, in this order:\n", need, have);
+    if (c->zero_stage < 2) fprintf(f, "  - memory.zero_stage = 2 (shards gradients too)\n");
+    if (p->world < 8) fprintf(f, "  - more ranks (mpirun -np N): optimizer state and gradients shrink as 1/N\n");
+    if (c->micro_batch > 1) fprintf(f, "  - data.micro_batch = 1 (and more accumulation steps)\n");
+    if (c->mlp_chunk == 0 || c->mlp_chunk > 16384) fprintf(f, "  - memory.mlp_chunk = 8192 and memory.loss_chunk = 8192\n");
+    fprintf(f, "  - a shorter data.seq_len (kept layer inputs grow linearly with it)\n");
+    return 1;
+}
