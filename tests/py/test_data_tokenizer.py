@@ -106,6 +106,17 @@ if list(docs[0]) != ref:
     failures.append("1 MB document differs from sentencepiece")
 assert dt < max(3.0, 2 * dt_sp), f"1 MB document took {dt:.2f} s (sentencepiece {dt_sp:.2f} s): quadratic merging?"
 
+# The quickstart corpus and its committed tokenizer (launch/quickstart_data): token for token.
+qs = os.path.join(os.environ.get("LG_SRC", "."), "launch", "quickstart_data")
+if os.path.exists(os.path.join(qs, "tokenizer.model")):
+    sp = spm.SentencePieceProcessor(model_file=os.path.join(qs, "tokenizer.model"))
+    lgdata("tokenize", "-q", "-m", os.path.join(qs, "tokenizer.model"), "-o", os.path.join(D, "qs.lgt"), os.path.join(qs, "corpus.jsonl"))
+    _, docs = read_lgt(os.path.join(D, "qs.lgt"))
+    texts = [json.loads(l)["text"] for l in open(os.path.join(qs, "corpus.jsonl"), encoding="utf-8")]
+    bad = sum(list(d) != sp.encode(t) for d, t in zip(docs, texts))
+    assert len(docs) == len(texts) and bad == 0, f"quickstart corpus: {bad} of {len(texts)} documents differ"
+    print(f"quickstart corpus: {len(texts)} documents, {sum(len(d) for d in docs)} tokens, identical")
+
 # Unsupported models fail with the reason.
 uni = train_spm(D, "uni", train, model_type="unigram", vocab_size=500)
 expect_error("model_type is 1 (UNIGRAM), expected 2 (BPE", "encode", "-m", uni, "x")
