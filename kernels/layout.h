@@ -10,6 +10,10 @@
 #pragma once
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {  // the CUDA backend (.cu, compiled as C++) calls these too
+#endif
+
 typedef enum { LG_ATTN_FULL = 0, LG_ATTN_SINK_WINDOW = 1, LG_ATTN_BLOCK_SPARSE = 2 } lg_attn_kind;
 
 typedef struct {
@@ -35,3 +39,7 @@ int lg_attn_key_tiles(const lg_attn *a, int n_kv_heads, int h, int tile, int64_t
 int64_t lg_attn_pairs(const lg_attn *a, int n_kv_heads, int h, int64_t T);
 // Keys a decoder must keep in its cache after T tokens (max over heads), for KV-cache sizing.
 int64_t lg_attn_kv_cache_tokens(const lg_attn *a, int n_kv_heads, int64_t T);
+
+#ifdef __cplusplus
+}
+#endif

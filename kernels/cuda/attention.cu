@@ -1,0 +1,870 @@
+// attention.cu: native flash attention, forward and backward, for every layout kind (kernels/layout.h).
+//
+// Tiling: 64 queries x 64 keys; a CTA is 4 warps, each warp owns 16 rows (queries in the forward and dQ
+// kernels, keys in the dK/dV kernel). bf16 operands on mma.sync.m16n8k16 with fp32 accumulation; softmax
+// in fp32 in the log2 domain (scores pre-multiplied by scale*log2 e, so exp2 is one MUFU op).
+//
+// Which tiles: the host builds, from the one mask definition (lg_attn_key_tiles), CSR lists
+//   fwd:  per (list head, query tile) the key tiles, ascending     (forward and dQ walk these)
+//   bwd:  per (list head, key tile) the query tiles, ascending     (dK/dV walk these)
+// "list head" is the KV head for BLOCK_SPARSE and 0 for FULL/SINK_WINDOW (their lists do not depend on h).
+// Inside a listed tile, pairs are masked element-wise with dev_allows(), the device copy of lg_attn_allows();
+// tiles that are wholly visible skip the element test (tile_needs_mask()). The GPU test compares every
+// output with a dense reference built from lg_attn_allows itself.
+//
+// Backward (deterministic, no atomics): delta = rowsum(dO*O); dK/dV kernel per key tile loops over the query
+// heads of its GQA group and their query tiles in a fixed order; dQ kernel per query tile loops over its key
+// tiles. Both recompute P = exp(S*scale - lse).
+#include "kernels/cuda/attention.h"
+
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/cuda_check.h"
+
+typedef __nv_bfloat16 bf16;
+
+#define TILE 64        // tokens per query tile and per key tile (divides the BLOCK_SPARSE block)
+#define NTHREADS 128   // 4 warps x 16 rows
+#define LOG2E 1.4426950408889634f
+#define LN2 0.6931471805599453f
+
+// The mask, flattened for the kernels (kind values as lg_attn_kind).
+typedef struct {
+    int kind, sink, window;
+    int block, local, stride, step;  // step = max(1, stride / n_kv_heads), as layout.c
+    int per_head;                    // lists differ per KV head (BLOCK_SPARSE)
+} MaskP;
+
+// ------------------------------------------------------------------------------------------------------
+// device primitives
+
+static __device__ __forceinline__ uint32_t smem_u32(const void *p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// 16-byte async copy global -> shared; valid == 0 fills the 16 bytes with zeros (rows past S).
+static __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, int valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
+                 "r"(valid ? 16 : 0)
+                 : "memory");
+}
+static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+static __device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+
+static __device__ __forceinline__ void ldsm_x4(uint32_t r[4], const bf16 *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p))
+                 : "memory");
+}
+static __device__ __forceinline__ void ldsm_x4_t(uint32_t r[4], const bf16 *p) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(smem_u32(p))
+                 : "memory");
+}
+// c (16x8 fp32) += a (16x16 bf16, row) * b (16x8 bf16, col)
+static __device__ __forceinline__ void mma16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+// two floats -> bf16x2, lo in the low half (the lower column of a fragment pair)
+static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&v;
+}
+
+// Fragment addressing (lane l of a warp; g = l/4 row in an 8x8, t = l%4 column pair):
+//  A 16x16 from row-major smem [row][k]:      ldsm_x4 at row (l&15), col 8*(l>>4)       -> a0..a3
+//  B n16 x k16 from smem stored [n][k]:       ldsm_x4 at row (l&7)+8*(l>>4), col 8*((l>>3)&1)
+//                                              -> {r0,r1} = B of n-tile 0, {r2,r3} = B of n-tile 1
+//  B k16 x n16 from smem stored [k][n]:       ldsm_x4_t at row (l&15), col 8*(l>>4)     -> same
+//  C 16x8: c0,c1 at (g, 2t..2t+1), c2,c3 at (g+8, 2t..2t+1)
+// An S/P tile held as C fragments s[nt][4] (n-tiles of 8 columns) is the A operand of the next product
+// with k = those columns: a = {s[2j][0..1], s[2j][2..3], s[2j+1][0..1], s[2j+1][2..3]} packed.
+
+// Loads a 64 x D bf16 tile (rows row0.. of a tensor whose rows are ld elements apart) into smem with
+// row stride D+8 (the 16-byte pad makes the 8 row addresses of an ldmatrix hit 8 different bank groups).
+template <int D>
+static __device__ __forceinline__ void load_tile(bf16 *sm, const bf16 *g, int64_t ld, int row0, int S) {
+    constexpr int CPR = D / 8;                 // 16-byte chunks per row
+    constexpr int ITERS = TILE * CPR / NTHREADS;
+#pragma unroll
+    for (int it = 0; it < ITERS; it++) {
+        int c = it * NTHREADS + threadIdx.x;
+        int r = c / CPR, ch = c % CPR;
+        int valid = row0 + r < S;
+        const bf16 *src = valid ? g + (int64_t)(row0 + r) * ld + ch * 8 : g;
+        cp_async16(sm + r * (D + 8) + ch * 8, src, valid);
+    }
+}
+
+// The device copy of lg_attn_allows (layout.c) for 0 <= q, k < S.
+static __device__ __forceinline__ bool dev_allows(const MaskP &m, int h, int q, int k) {
+    if (k > q) return false;
+    if (m.kind == LG_ATTN_SINK_WINDOW) return k < m.sink || q - k < m.window;
+    if (m.kind == LG_ATTN_BLOCK_SPARSE) {
+        int qb = q / m.block, kb = k / m.block;
+        if (qb - kb < m.local) return true;
+        return ((kb + h * m.step) % m.stride) == 0;
+    }
+    return true;
+}
+
+// Does the listed tile pair (q0.., k0..) hold any pair that is not visible (or lies past S)?
+// FULL: only tiles reaching the diagonal. BLOCK_SPARSE: a listed tile lies in one kept block (64 | block),
+// so also only the diagonal. SINK_WINDOW: the sink/window edges too.
+static __device__ __forceinline__ bool tile_needs_mask(const MaskP &m, int q0, int k0, int S) {
+    int q1 = q0 + TILE - 1, k1 = k0 + TILE - 1;
+    if (k1 > q0 || q1 >= S || k1 >= S) return true;
+    if (m.kind == LG_ATTN_SINK_WINDOW) return !(k1 < m.sink || q1 - k0 < m.window);
+    return false;
+}
+
+// ------------------------------------------------------------------------------------------------------
+// forward: grid (query tiles, H, B); CTA = 64 queries of one head.
+// smem: K[2], V[2] tiles (double buffer; Q is staged in K[1] before the loop).
+
+template <int D>
+__global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(bf16 *__restrict__ out, float *__restrict__ lse,
+                                                            const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+                                                            const bf16 *__restrict__ v, int S, int H, int KVH,
+                                                            float scale_log2, MaskP m, const int32_t *__restrict__ off,
+                                                            const int32_t *__restrict__ tiles, int nqt) {
+    constexpr int LDS = D + 8, TSZ = TILE * LDS;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *sK = (bf16 *)smem_raw;  // [2][64][LDS]
+    bf16 *sV = sK + 2 * TSZ;      // [2][64][LDS]
+
+    const int qt = nqt - 1 - blockIdx.x;  // long rows (late tiles) first
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = qt * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off[lh * (nqt + 1) + qt], n = off[lh * (nqt + 1) + qt + 1] - i0;
+    const int32_t *lst = tiles + i0;
+
+    load_tile<D>(sK + TSZ, qg, ldq, q0, S);
+    if (n > 0) {
+        load_tile<D>(sK, kg, ldk, lst[0] * TILE, S);
+        load_tile<D>(sV, vg, ldk, lst[0] * TILE, S);
+    }
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) ldsm_x4(qf[kk], sK + TSZ + (warp * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8);
+    __syncthreads();  // the Q staging area is the first prefetch target
+
+    float acc[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+
+    for (int j = 0; j < n; j++) {
+        const int buf = j & 1;
+        if (j > 0) {
+            cp_async_wait_all();
+            __syncthreads();  // tile j landed for all; everyone is done with tile j-1 (buffer buf^1)
+        }
+        if (j + 1 < n) {
+            int kt1 = lst[j + 1];
+            load_tile<D>(sK + (buf ^ 1) * TSZ, kg, ldk, kt1 * TILE, S);
+            load_tile<D>(sV + (buf ^ 1) * TSZ, vg, ldk, kt1 * TILE, S);
+            cp_async_commit();
+        }
+        const bf16 *cK = sK + buf * TSZ, *cV = sV + buf * TSZ;
+        const int k0 = lst[j] * TILE;
+
+        float s[8][4];
+#pragma unroll
+        for (int i = 0; i < 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+            for (int np = 0; np < 4; np++) {
+                uint32_t bb[4];
+                ldsm_x4(bb, cK + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(s[2 * np], qf[kk], bb[0], bb[1]);
+                mma16816(s[2 * np + 1], qf[kk], bb[2], bb[3]);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[i][c] *= scale_log2;
+        if (tile_needs_mask(m, q0, k0, S)) {
+#pragma unroll
+            for (int i = 0; i < 8; i++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[i][c] = -INFINITY;
+                }
+        }
+        // online softmax; each row is spread over the 4 lanes of a quad
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = mrow[r];
+#pragma unroll
+            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[i][2 * r], s[i][2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
+            const float corr = exp2f(mrow[r] - base);
+            mrow[r] = mx;
+            float sum = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                s[i][2 * r] = exp2f(s[i][2 * r] - base);
+                s[i][2 * r + 1] = exp2f(s[i][2 * r + 1] - base);
+                sum += s[i][2 * r] + s[i][2 * r + 1];
+            }
+            lrow[r] = lrow[r] * corr + sum;
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) {
+                acc[i][2 * r] *= corr;
+                acc[i][2 * r + 1] *= corr;
+            }
+        }
+        // O += P V
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+            uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]), pack_bf16(s[2 * kc][2], s[2 * kc][3]),
+                             pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t bb[4];
+                ldsm_x4_t(bb, cV + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
+                mma16816(acc[2 * dp], a, bb[0], bb[1]);
+                mma16816(acc[2 * dp + 1], a, bb[2], bb[3]);
+            }
+        }
+    }
+
+    // finish: O / l, lse = ln(sum exp(scaled score)) = m ln2 + ln l
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = lrow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[r] = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + warp * 16 + g + r * 8;
+        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
+    }
+    __syncthreads();  // all warps are done with every K/V buffer: stage O in K[0]
+    bf16 *st = sK + warp * 16 * LDS;  // this warp's 16 rows
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][0] * inv[0], acc[i][1] * inv[0]);
+        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][2] * inv[1], acc[i][3] * inv[1]);
+    }
+    __syncwarp();
+    bf16 *og = out + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------
+// backward 1: delta (B,H,S) = rowsum(dO * O), one warp per (b, s, h) row.
+
+template <int D>
+__global__ void attn_delta_kernel(float *__restrict__ delta, const bf16 *__restrict__ dout, const bf16 *__restrict__ out,
+                                  int64_t rows, int S, int H) {
+    int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    constexpr int PER = D / 32;  // 4 or 2 elements per lane
+    const bf16 *o = out + row * D + lane * PER, *d = dout + row * D + lane * PER;
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < PER; i += 2) {
+        float2 a = __bfloat1622float2(*(const __nv_bfloat162 *)(o + i));
+        float2 c = __bfloat1622float2(*(const __nv_bfloat162 *)(d + i));
+        sum += a.x * c.x + a.y * c.y;
+    }
+#pragma unroll
+    for (int w = 16; w > 0; w >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, w);
+    if (lane == 0) {
+        int64_t b = row / ((int64_t)S * H), s = (row / H) % S, h = row % H;
+        delta[(b * H + h) * S + s] = sum;
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------
+// backward 2: dK, dV. grid (key tiles, KVH, B); CTA = 64 keys of one KV head; warp w owns keys w*16..w*16+15.
+// Loops over the query heads of the GQA group, and for each over the query tiles that see this key tile.
+// Per step (transposed problem, rows = keys): S^T = K Q^T, P^T = exp2(S^T*c - lse), dP^T = V dO^T,
+// dS^T = P^T (dP^T - delta); dV += P^T dO; dK += dS^T Q (times scale at the end).
+// smem: K, V (fixed), Q[2], dO[2] tiles, lse[2][64], delta[2][64].
+
+template <int D>
+__global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
+    bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+    const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse,
+    const float *__restrict__ delta, int S, int H, int KVH, float scale, float scale_log2, MaskP m,
+    const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt) {
+    constexpr int LDS = D + 8, TSZ = TILE * LDS;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *sK = (bf16 *)smem_raw;  // [64][LDS]
+    bf16 *sV = sK + TSZ;          // [64][LDS]
+    bf16 *sQ = sV + TSZ;          // [2][64][LDS]
+    bf16 *sO = sQ + 2 * TSZ;      // [2][64][LDS]  (dO)
+    float *sL = (float *)(sO + 2 * TSZ);  // [2][64] lse * log2 e
+    float *sD = sL + 2 * TILE;            // [2][64] delta
+
+    const int kt = blockIdx.x;  // early key tiles are seen by the most query tiles: they go first
+    const int kvh = blockIdx.y, b = blockIdx.z;
+    const int G = H / KVH;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int k0 = kt * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = toff[lh * (nqt + 1) + kt], nq = toff[lh * (nqt + 1) + kt + 1] - i0;
+    const int32_t *lst = tq + i0;
+    const int n = nq * G;  // steps: (head in group) x (query tile)
+
+    // step i -> query head kvh*G + i/nq, query tile lst[i%nq]
+#define DKDV_PREFETCH(i, buf)                                                                        \
+    do {                                                                                             \
+        int hq_ = kvh * G + (i) / nq, qt_ = lst[(i) % nq];                                           \
+        const bf16 *qg_ = q + ((int64_t)b * S * H + hq_) * D;                                        \
+        const bf16 *og_ = dout + ((int64_t)b * S * H + hq_) * D;                                     \
+        load_tile<D>(sQ + (buf) * TSZ, qg_, ldq, qt_ * TILE, S);                                     \
+        load_tile<D>(sO + (buf) * TSZ, og_, ldq, qt_ * TILE, S);                                     \
+        cp_async_commit();                                                                           \
+        int t_ = threadIdx.x & 63, row_ = qt_ * TILE + t_;                                           \
+        int64_t at_ = ((int64_t)b * H + hq_) * S + row_;                                             \
+        if (threadIdx.x < 64) sL[(buf) * TILE + t_] = row_ < S ? lse[at_] * LOG2E : 0.f;             \
+        else sD[(buf) * TILE + t_] = row_ < S ? delta[at_] : 0.f;                                    \
+    } while (0)
+
+    load_tile<D>(sK, kg, ldk, k0, S);
+    load_tile<D>(sV, vg, ldk, k0, S);
+    cp_async_commit();
+    if (n > 0) DKDV_PREFETCH(0, 0);
+    cp_async_wait_all();
+    __syncthreads();
+
+    float dka[D / 8][4], dva[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) dka[i][c] = dva[i][c] = 0.f;
+    const bf16 *aK = sK + (warp * 16 + (lane & 15)) * LDS + (lane >> 4) * 8;  // A-fragment rows of this warp
+    const bf16 *aV = sV + (warp * 16 + (lane & 15)) * LDS + (lane >> 4) * 8;
+
+    for (int i = 0; i < n; i++) {
+        const int buf = i & 1;
+        if (i > 0) {
+            cp_async_wait_all();
+            __syncthreads();
+        }
+        if (i + 1 < n) DKDV_PREFETCH(i + 1, buf ^ 1);
+        const bf16 *cQ = sQ + buf * TSZ, *cO = sO + buf * TSZ;
+        const float *cL = sL + buf * TILE, *cD = sD + buf * TILE;
+        const int q0 = lst[i % nq] * TILE;
+
+        // S^T (16 keys x 64 queries)
+        float s[8][4];
+#pragma unroll
+        for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t a[4];
+            ldsm_x4(a, aK + kk * 16);
+#pragma unroll
+            for (int np = 0; np < 4; np++) {
+                uint32_t bb[4];
+                ldsm_x4(bb, cQ + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(s[2 * np], a, bb[0], bb[1]);
+                mma16816(s[2 * np + 1], a, bb[2], bb[3]);
+            }
+        }
+        // P^T
+        const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int qi = x * 8 + t4 * 2 + (c & 1);
+                float p = exp2f(s[x][c] * scale_log2 - cL[qi]);
+                if (need) {
+                    int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
+                }
+                s[x][c] = p;
+            }
+        // dV += P^T dO
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+            uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]), pack_bf16(s[2 * kc][2], s[2 * kc][3]),
+                             pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t bb[4];
+                ldsm_x4_t(bb, cO + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
+                mma16816(dva[2 * dp], a, bb[0], bb[1]);
+                mma16816(dva[2 * dp + 1], a, bb[2], bb[3]);
+            }
+        }
+        // dP^T (16 keys x 64 queries) = V dO^T
+        float dp_[8][4];
+#pragma unroll
+        for (int x = 0; x < 8; x++) dp_[x][0] = dp_[x][1] = dp_[x][2] = dp_[x][3] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            uint32_t a[4];
+            ldsm_x4(a, aV + kk * 16);
+#pragma unroll
+            for (int np = 0; np < 4; np++) {
+                uint32_t bb[4];
+                ldsm_x4(bb, cO + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(dp_[2 * np], a, bb[0], bb[1]);
+                mma16816(dp_[2 * np + 1], a, bb[2], bb[3]);
+            }
+        }
+        // dS^T = P^T (dP^T - delta)
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) dp_[x][c] = s[x][c] * (dp_[x][c] - cD[x * 8 + t4 * 2 + (c & 1)]);
+        // dK += dS^T Q
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+            uint32_t a[4] = {pack_bf16(dp_[2 * kc][0], dp_[2 * kc][1]), pack_bf16(dp_[2 * kc][2], dp_[2 * kc][3]),
+                             pack_bf16(dp_[2 * kc + 1][0], dp_[2 * kc + 1][1]),
+                             pack_bf16(dp_[2 * kc + 1][2], dp_[2 * kc + 1][3])};
+#pragma unroll
+            for (int dq = 0; dq < D / 16; dq++) {
+                uint32_t bb[4];
+                ldsm_x4_t(bb, cQ + (kc * 16 + (lane & 15)) * LDS + dq * 16 + (lane >> 4) * 8);
+                mma16816(dka[2 * dq], a, bb[0], bb[1]);
+                mma16816(dka[2 * dq + 1], a, bb[2], bb[3]);
+            }
+        }
+    }
+#undef DKDV_PREFETCH
+
+    // Each warp reads only its own 16 rows of sK/sV: stage its dK/dV there, then write 16-byte rows.
+    bf16 *stk = sK + warp * 16 * LDS, *stv = sV + warp * 16 * LDS;
+    __syncwarp();
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stk + g * LDS + i * 8 + t4 * 2) = pack_bf16(dka[i][0] * scale, dka[i][1] * scale);
+        *(uint32_t *)(stk + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dka[i][2] * scale, dka[i][3] * scale);
+        *(uint32_t *)(stv + g * LDS + i * 8 + t4 * 2) = pack_bf16(dva[i][0], dva[i][1]);
+        *(uint32_t *)(stv + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dva[i][2], dva[i][3]);
+    }
+    __syncwarp();
+    bf16 *dkg = dk + ((int64_t)b * S * KVH + kvh) * D, *dvg = dv + ((int64_t)b * S * KVH + kvh) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = k0 + warp * 16 + r;
+        if (row < S) {
+            *(uint4 *)(dkg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stk + r * LDS + ch * 8);
+            *(uint4 *)(dvg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stv + r * LDS + ch * 8);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------
+// backward 3: dQ. grid (query tiles, H, B); CTA = 64 queries of one head, walking the forward key-tile list.
+// S = Q K^T, P = exp2(S*c - lse), dP = dO V^T, dS = P (dP - delta), dQ += dS K (times scale at the end).
+// smem: K[2], V[2]; Q staged in K[1] and dO in V[1] before the loop (both then live in registers).
+
+template <int D>
+__global__ void __launch_bounds__(NTHREADS) attn_bwd_dq_kernel(
+    bf16 *__restrict__ dq, const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+    const bf16 *__restrict__ dout, const float *__restrict__ lse, const float *__restrict__ delta, int S, int H,
+    int KVH, float scale, float scale_log2, MaskP m, const int32_t *__restrict__ off,
+    const int32_t *__restrict__ tiles, int nqt) {
+    constexpr int LDS = D + 8, TSZ = TILE * LDS;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    bf16 *sK = (bf16 *)smem_raw;  // [2][64][LDS]
+    bf16 *sV = sK + 2 * TSZ;      // [2][64][LDS]
+
+    const int qt = nqt - 1 - blockIdx.x;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = qt * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const bf16 *og = dout + ((int64_t)b * S * H + h) * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off[lh * (nqt + 1) + qt], n = off[lh * (nqt + 1) + qt + 1] - i0;
+    const int32_t *lst = tiles + i0;
+
+    load_tile<D>(sK + TSZ, qg, ldq, q0, S);
+    load_tile<D>(sV + TSZ, og, ldq, q0, S);
+    if (n > 0) {
+        load_tile<D>(sK, kg, ldk, lst[0] * TILE, S);
+        load_tile<D>(sV, vg, ldk, lst[0] * TILE, S);
+    }
+    cp_async_commit();
+    float lr[2], dl[2];  // this thread's two rows: lse * log2 e, delta
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + warp * 16 + g + r * 8;
+        int64_t at = ((int64_t)b * H + h) * S + row;
+        lr[r] = row < S ? lse[at] * LOG2E : 0.f;
+        dl[r] = row < S ? delta[at] : 0.f;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    uint32_t qf[D / 16][4], of[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        ldsm_x4(qf[kk], sK + TSZ + (warp * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8);
+        ldsm_x4(of[kk], sV + TSZ + (warp * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8);
+    }
+    __syncthreads();
+
+    float acc[D / 8][4];
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
+
+    for (int j = 0; j < n; j++) {
+        const int buf = j & 1;
+        if (j > 0) {
+            cp_async_wait_all();
+            __syncthreads();
+        }
+        if (j + 1 < n) {
+            int kt1 = lst[j + 1];
+            load_tile<D>(sK + (buf ^ 1) * TSZ, kg, ldk, kt1 * TILE, S);
+            load_tile<D>(sV + (buf ^ 1) * TSZ, vg, ldk, kt1 * TILE, S);
+            cp_async_commit();
+        }
+        const bf16 *cK = sK + buf * TSZ, *cV = sV + buf * TSZ;
+        const int k0 = lst[j] * TILE;
+
+        float s[8][4], dp_[8][4];
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[x][c] = dp_[x][c] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+#pragma unroll
+            for (int np = 0; np < 4; np++) {
+                uint32_t bb[4];
+                ldsm_x4(bb, cK + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(s[2 * np], qf[kk], bb[0], bb[1]);
+                mma16816(s[2 * np + 1], qf[kk], bb[2], bb[3]);
+                ldsm_x4(bb, cV + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+                mma16816(dp_[2 * np], of[kk], bb[0], bb[1]);
+                mma16816(dp_[2 * np + 1], of[kk], bb[2], bb[3]);
+            }
+        }
+        const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                float p = exp2f(s[x][c] * scale_log2 - lr[c >> 1]);
+                if (need) {
+                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
+                }
+                dp_[x][c] = p * (dp_[x][c] - dl[c >> 1]);
+            }
+        // dQ += dS K  (K stored [key][d] = [k][n]: transposed ldmatrix)
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+            uint32_t a[4] = {pack_bf16(dp_[2 * kc][0], dp_[2 * kc][1]), pack_bf16(dp_[2 * kc][2], dp_[2 * kc][3]),
+                             pack_bf16(dp_[2 * kc + 1][0], dp_[2 * kc + 1][1]),
+                             pack_bf16(dp_[2 * kc + 1][2], dp_[2 * kc + 1][3])};
+#pragma unroll
+            for (int dd = 0; dd < D / 16; dd++) {
+                uint32_t bb[4];
+                ldsm_x4_t(bb, cK + (kc * 16 + (lane & 15)) * LDS + dd * 16 + (lane >> 4) * 8);
+                mma16816(acc[2 * dd], a, bb[0], bb[1]);
+                mma16816(acc[2 * dd + 1], a, bb[2], bb[3]);
+            }
+        }
+    }
+
+    __syncthreads();  // stage dQ in K[0]
+    bf16 *st = sK + warp * 16 * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][0] * scale, acc[i][1] * scale);
+        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][2] * scale, acc[i][3] * scale);
+    }
+    __syncwarp();
+    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------------
+// host: tile lists (cached per mask and length), workspace, launches
+
+typedef struct {
+    int valid;
+    lg_attn mask;
+    int kvh, S;             // kvh only matters for BLOCK_SPARSE (0 otherwise)
+    int nh, nqt;            // list heads, tiles
+    int32_t *off, *tiles;   // device: fwd CSR, (nh, nqt+1) offsets into tiles
+    int32_t *toff, *tq;     // device: transposed CSR, (nh, nqt+1) offsets into tq
+    unsigned long long last_use;
+} TileLists;
+
+#define LIST_CACHE 8
+static TileLists g_lists[LIST_CACHE];
+static unsigned long long g_use_clock;
+static float *g_delta;
+static size_t g_delta_cap;  // elements
+
+static int same_mask(const lg_attn *a, const lg_attn *b) {
+    if (a->kind != b->kind) return 0;
+    if (a->kind == LG_ATTN_SINK_WINDOW) return a->sink == b->sink && a->window == b->window;
+    if (a->kind == LG_ATTN_BLOCK_SPARSE)
+        return a->block == b->block && a->local_blocks == b->local_blocks && a->vert_stride == b->vert_stride;
+    return 1;
+}
+
+static void *host_alloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "lgtrain: error: attention: out of host memory for %zu bytes of tile lists\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+static void free_lists(TileLists *t) {
+    if (!t->valid) return;
+    cudaCheck(cudaFree(t->off));
+    cudaCheck(cudaFree(t->tiles));
+    cudaCheck(cudaFree(t->toff));
+    cudaCheck(cudaFree(t->tq));
+    memset(t, 0, sizeof(*t));
+}
+
+static const TileLists *get_lists(const lg_attn *mask, int KVH, int S) {
+    int kvh = mask->kind == LG_ATTN_BLOCK_SPARSE ? KVH : 0;
+    TileLists *slot = &g_lists[0];
+    for (int i = 0; i < LIST_CACHE; i++) {
+        TileLists *t = &g_lists[i];
+        if (t->valid && t->S == S && t->kvh == kvh && same_mask(&t->mask, mask)) {
+            t->last_use = ++g_use_clock;
+            return t;
+        }
+        if (!t->valid || (slot->valid && t->last_use < slot->last_use)) slot = t;
+    }
+    free_lists(slot);
+    const int nh = kvh ? KVH : 1, nqt = (S + TILE - 1) / TILE;
+    const int64_t nrow = (int64_t)nh * (nqt + 1);
+    int32_t *off = (int32_t *)host_alloc(sizeof(int32_t) * nrow);
+    int32_t *toff = (int32_t *)host_alloc(sizeof(int32_t) * nrow);
+    int32_t *buf = (int32_t *)host_alloc(sizeof(int32_t) * (nqt + 1));
+    // pass 1: counts (the lists come straight from the one mask definition)
+    int64_t total = 0;
+    for (int h = 0; h < nh; h++) {
+        for (int kt = 0; kt <= nqt; kt++) toff[(int64_t)h * (nqt + 1) + kt] = 0;
+        for (int qt = 0; qt < nqt; qt++) {
+            off[(int64_t)h * (nqt + 1) + qt] = (int32_t)total;
+            int c = lg_attn_key_tiles(mask, KVH, h, TILE, S, qt, buf);
+            for (int i = 0; i < c; i++) toff[(int64_t)h * (nqt + 1) + buf[i]]++;
+            total += c;
+        }
+        off[(int64_t)h * (nqt + 1) + nqt] = (int32_t)total;
+    }
+    if (total > INT32_MAX) {
+        fprintf(stderr, "lgtrain: error: attention: %lld tile pairs exceed the int32 list offsets (S=%d)\n",
+                (long long)total, S);
+        exit(1);
+    }
+    // counts -> exclusive offsets, continuing across heads
+    int64_t run = 0;
+    for (int h = 0; h < nh; h++)
+        for (int kt = 0; kt <= nqt; kt++) {
+            int64_t at = (int64_t)h * (nqt + 1) + kt, c = kt < nqt ? toff[at] : 0;
+            toff[at] = (int32_t)run;
+            run += c;
+        }
+    int32_t *tiles = (int32_t *)host_alloc(sizeof(int32_t) * (total ? total : 1));
+    int32_t *tq = (int32_t *)host_alloc(sizeof(int32_t) * (total ? total : 1));
+    int32_t *fill = (int32_t *)host_alloc(sizeof(int32_t) * nrow);
+    memcpy(fill, toff, sizeof(int32_t) * nrow);
+    // pass 2: the lists; query tiles ascending, so each transposed list is ascending too
+    for (int h = 0; h < nh; h++)
+        for (int qt = 0; qt < nqt; qt++) {
+            int64_t o = off[(int64_t)h * (nqt + 1) + qt];
+            int c = lg_attn_key_tiles(mask, KVH, h, TILE, S, qt, tiles + o);
+            for (int i = 0; i < c; i++) tq[fill[(int64_t)h * (nqt + 1) + tiles[o + i]]++] = qt;
+        }
+    size_t nb = sizeof(int32_t) * (size_t)(total ? total : 1), ob = sizeof(int32_t) * (size_t)nrow;
+    cudaCheck(cudaMalloc((void **)&slot->off, ob));
+    cudaCheck(cudaMalloc((void **)&slot->toff, ob));
+    cudaCheck(cudaMalloc((void **)&slot->tiles, nb));
+    cudaCheck(cudaMalloc((void **)&slot->tq, nb));
+    cudaCheck(cudaMemcpy(slot->off, off, ob, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(slot->toff, toff, ob, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(slot->tiles, tiles, nb, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(slot->tq, tq, nb, cudaMemcpyHostToDevice));
+    free(off);
+    free(toff);
+    free(buf);
+    free(tiles);
+    free(tq);
+    free(fill);
+    slot->valid = 1;
+    slot->mask = *mask;
+    slot->kvh = kvh;
+    slot->S = S;
+    slot->nh = nh;
+    slot->nqt = nqt;
+    slot->last_use = ++g_use_clock;
+    return slot;
+}
+
+static void check_args(const char *op, int B, int S, int H, int KVH, int D, const lg_attn *mask) {
+    const char *bad = NULL;
+    if (B < 1 || S < 1) bad = "B and S must be >= 1";
+    else if (H < 1 || KVH < 1 || H % KVH != 0) bad = "H must be a positive multiple of KVH";
+    else if (D != 64 && D != 128) bad = "head_dim must be 64 or 128";
+    else if (B > 65535 || H > 65535) bad = "B and H must be <= 65535 (grid dimensions)";
+    else if (!mask) bad = "mask is NULL";
+    else if (mask->kind == LG_ATTN_SINK_WINDOW && (mask->sink < 0 || mask->window < 1))
+        bad = "sink_window needs sink >= 0 and window >= 1";
+    else if (mask->kind == LG_ATTN_BLOCK_SPARSE &&
+             (mask->block < TILE || mask->block % TILE != 0 || mask->local_blocks < 0 || mask->vert_stride < 1))
+        bad = "block_sparse needs block a multiple of 64, local_blocks >= 0, vert_stride >= 1";
+    else if (mask->kind != LG_ATTN_FULL && mask->kind != LG_ATTN_SINK_WINDOW && mask->kind != LG_ATTN_BLOCK_SPARSE)
+        bad = "unknown mask kind";
+    if (!bad) return;
+    char desc[96] = "?";
+    if (mask) lg_attn_describe(mask, desc, sizeof desc);
+    fprintf(stderr, "lgtrain: error: %s: B=%d S=%d H=%d KVH=%d D=%d mask=%s: %s\n", op, B, S, H, KVH, D, desc, bad);
+    exit(1);
+}
+
+static MaskP mask_params(const lg_attn *a, int KVH) {
+    MaskP m;
+    memset(&m, 0, sizeof m);
+    m.kind = a->kind;
+    m.sink = a->sink;
+    m.window = a->window;
+    m.block = a->block > 0 ? a->block : 1;
+    m.local = a->local_blocks;
+    m.stride = a->vert_stride > 0 ? a->vert_stride : 1;
+    int step = m.stride / KVH;
+    m.step = step < 1 ? 1 : step;
+    m.per_head = a->kind == LG_ATTN_BLOCK_SPARSE;
+    return m;
+}
+
+static size_t smem_fwd(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
+static size_t smem_dq(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
+static size_t smem_dkdv(int D) { return (size_t)6 * TILE * (D + 8) * sizeof(bf16) + 4 * TILE * sizeof(float); }
+
+static void set_smem_limits(void) {
+    static int done;
+    if (done) return;
+    cudaCheck(cudaFuncSetAttribute(attn_fwd_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_fwd(64)));
+    cudaCheck(cudaFuncSetAttribute(attn_fwd_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_fwd(128)));
+    cudaCheck(cudaFuncSetAttribute(attn_bwd_dq_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dq(64)));
+    cudaCheck(cudaFuncSetAttribute(attn_bwd_dq_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dq(128)));
+    cudaCheck(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dkdv(64)));
+    cudaCheck(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dkdv(128)));
+    done = 1;
+}
+
+extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S,
+                                      int H, int KVH, int D, const lg_attn *mask, cudaStream_t stream) {
+    check_args("attention_fwd", B, S, H, KVH, D, mask);
+    set_smem_limits();
+    const TileLists *L = get_lists(mask, KVH, S);
+    MaskP m = mask_params(mask, KVH);
+    float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
+    dim3 grid(L->nqt, H, B);
+    if (D == 128)
+        attn_fwd_kernel<128><<<grid, NTHREADS, smem_fwd(128), stream>>>(
+            (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off,
+            L->tiles, L->nqt);
+    else
+        attn_fwd_kernel<64><<<grid, NTHREADS, smem_fwd(64), stream>>>(
+            (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off,
+            L->tiles, L->nqt);
+    cudaCheckLaunch("attn_fwd_kernel");
+}
+
+extern "C" void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
+                                      const void *v, const void *out, const float *lse, int B, int S, int H, int KVH,
+                                      int D, const lg_attn *mask, int deterministic, cudaStream_t stream) {
+    (void)deterministic;  // the only path is atomic-free, hence deterministic
+    check_args("attention_bwd", B, S, H, KVH, D, mask);
+    set_smem_limits();
+    const TileLists *L = get_lists(mask, KVH, S);
+    MaskP m = mask_params(mask, KVH);
+    const double sc = 1.0 / sqrt((double)D);
+    const float scale = (float)sc, scale_log2 = (float)sc * LOG2E;
+    const int64_t rows = (int64_t)B * S * H;
+    if ((size_t)rows > g_delta_cap) {
+        if (g_delta) cudaCheck(cudaFree(g_delta));
+        cudaCheck(cudaMalloc((void **)&g_delta, sizeof(float) * (size_t)rows));
+        g_delta_cap = (size_t)rows;
+    }
+    unsigned nblk = (unsigned)((rows + 7) / 8);
+    if (D == 128)
+        attn_delta_kernel<128><<<nblk, 256, 0, stream>>>(g_delta, (const bf16 *)dout, (const bf16 *)out, rows, S, H);
+    else
+        attn_delta_kernel<64><<<nblk, 256, 0, stream>>>(g_delta, (const bf16 *)dout, (const bf16 *)out, rows, S, H);
+    cudaCheckLaunch("attn_delta_kernel");
+    dim3 gkv(L->nqt, KVH, B), gq(L->nqt, H, B);
+    if (D == 128) {
+        attn_bwd_dkdv_kernel<128><<<gkv, NTHREADS, smem_dkdv(128), stream>>>(
+            (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta,
+            S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+        cudaCheckLaunch("attn_bwd_dkdv_kernel");
+        attn_bwd_dq_kernel<128><<<gq, NTHREADS, smem_dq(128), stream>>>(
+            (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta, S, H, KVH,
+            scale, scale_log2, m, L->off, L->tiles, L->nqt);
+        cudaCheckLaunch("attn_bwd_dq_kernel");
+    } else {
+        attn_bwd_dkdv_kernel<64><<<gkv, NTHREADS, smem_dkdv(64), stream>>>(
+            (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta,
+            S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+        cudaCheckLaunch("attn_bwd_dkdv_kernel");
+        attn_bwd_dq_kernel<64><<<gq, NTHREADS, smem_dq(64), stream>>>(
+            (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta, S, H, KVH,
+            scale, scale_log2, m, L->off, L->tiles, L->nqt);
+        cudaCheckLaunch("attn_bwd_dq_kernel");
+    }
+}
+
+extern "C" void lg_cuda_attention_release(void) {
+    for (int i = 0; i < LIST_CACHE; i++) free_lists(&g_lists[i]);
+    if (g_delta) cudaCheck(cudaFree(g_delta));
+    g_delta = NULL;
+    g_delta_cap = 0;
+}

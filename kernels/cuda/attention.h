@@ -1,0 +1,34 @@
+// attention.h: native flash attention (forward and backward) for every layout kind (kernels/layout.h),
+// bf16 in/out, fp32 softmax statistics, mma.sync tensor cores. C-callable.
+//
+// Shapes (ops.h): q, out, dq (B,S,H,D); k, v, dk, dv (B,S,KVH,D); lse (B,H,S) fp32 natural log of
+// sum_k exp(q.k * scale) over the visible keys, scale = 1/sqrt(D). Query head h uses KV head h / (H/KVH).
+// All pointers are device memory; bf16 tensors are __nv_bfloat16. D must be 64 or 128; BLOCK_SPARSE needs
+// block % 64 == 0 (the kernels' tile is 64 tokens).
+#pragma once
+#include <cuda_runtime.h>
+
+#include "kernels/layout.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// out (B,S,H,D) and lse (B,H,S) written (=). A row with no visible key gets out = 0 and lse = -inf.
+void lg_cuda_attention_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H,
+                           int KVH, int D, const lg_attn *mask, cudaStream_t stream);
+
+// dq (B,S,H,D), dk, dv (B,S,KVH,D) written (=). Needs out and lse of the forward.
+// deterministic != 0: no atomics anywhere; two runs give bit-identical gradients (dK/dV per key tile over its
+// query tiles in ascending order, dQ by a separate pass over each query tile's key tiles). deterministic == 0
+// currently takes the same path (it is already atomic-free); the flag is kept for a faster atomic dQ later.
+void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k, const void *v,
+                           const void *out, const float *lse, int B, int S, int H, int KVH, int D, const lg_attn *mask,
+                           int deterministic, cudaStream_t stream);
+
+// Frees the cached tile lists and the backward workspace (they are rebuilt on the next call).
+void lg_cuda_attention_release(void);
+
+#ifdef __cplusplus
+}
+#endif

@@ -1,0 +1,268 @@
+// test_attention: the native CUDA attention (kernels/cuda/attention.cu), forward and backward, against a
+// float64 CPU reference that builds its mask from lg_attn_allows (the one mask definition) and runs on the
+// same bf16-rounded inputs. Every layout kind, GQA, B=2, odd lengths, head_dim 64 and 128.
+//
+// Asserts: ||x - ref|| / ||ref|| < 2e-2 for out, lse, dq, dk, dv (the kernels round P and dS to bf16 for the
+// tensor cores and round the outputs to bf16, unit roundoff 2^-9 = 2e-3 each; 2e-2 leaves 10x for the sums);
+// no NaN anywhere (outputs are poisoned with NaN bytes before every call, so an unwritten element fails);
+// two backward runs are bit-identical (deterministic mode).
+// Usage: gpu_test_attention [max_S]   (max_S limits the cases, for compute-sanitizer runs). Exit 77 without a GPU.
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/layout.h"
+
+typedef struct {
+    int B, S, H, KVH, D;
+    lg_attn mask;
+} Case;
+
+static uint64_t g_rng;
+static double urand(void) {  // xorshift64*, (0,1)
+    g_rng ^= g_rng >> 12;
+    g_rng ^= g_rng << 25;
+    g_rng ^= g_rng >> 27;
+    return ((g_rng * 2685821657736338717ULL) >> 11) * (1.0 / 9007199254740992.0) + 1e-300;
+}
+static double randn(void) { return sqrt(-2.0 * log(urand())) * cos(6.283185307179586 * urand()); }
+
+static uint16_t f2bf(float f) {  // round to nearest even
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u += 0x7FFF + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+static double bf2d(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n);
+    if (!p) {
+        fprintf(stderr, "test_attention: out of host memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return p;
+}
+
+// Dense reference in float64. q (B,S,H,D), k/v (B,S,KVH,D), dO like q; outputs like the kernels'.
+static void reference(const Case *c, const double *q, const double *k, const double *v, const double *dO, double *out,
+                      double *lse, double *dq, double *dk, double *dv) {
+    const int B = c->B, S = c->S, H = c->H, KVH = c->KVH, D = c->D, G = H / KVH;
+    const double scale = 1.0 / sqrt((double)D);
+    double *p = (double *)xmalloc(sizeof(double) * S);
+    int32_t *keys = (int32_t *)xmalloc(sizeof(int32_t) * S);
+    memset(dk, 0, sizeof(double) * (size_t)B * S * KVH * D);
+    memset(dv, 0, sizeof(double) * (size_t)B * S * KVH * D);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
+            const int kh = h / G;
+            for (int i = 0; i < S; i++) {
+                const double *qi = q + (((size_t)b * S + i) * H + h) * D;
+                const double *gi = dO + (((size_t)b * S + i) * H + h) * D;
+                double *oi = out + (((size_t)b * S + i) * H + h) * D;
+                double *dqi = dq + (((size_t)b * S + i) * H + h) * D;
+                int n = 0;
+                double mx = -INFINITY;
+                for (int j = 0; j <= i; j++) {
+                    if (!lg_attn_allows(&c->mask, KVH, kh, i, j)) continue;
+                    const double *kj = k + (((size_t)b * S + j) * KVH + kh) * D;
+                    double s = 0;
+                    for (int d = 0; d < D; d++) s += qi[d] * kj[d];
+                    s *= scale;
+                    keys[n] = j;
+                    p[n++] = s;
+                    if (s > mx) mx = s;
+                }
+                double l = 0;
+                for (int t = 0; t < n; t++) l += exp(p[t] - mx);
+                double L = n ? mx + log(l) : -INFINITY;
+                lse[((size_t)b * H + h) * S + i] = L;
+                for (int d = 0; d < D; d++) oi[d] = 0, dqi[d] = 0;
+                for (int t = 0; t < n; t++) {
+                    p[t] = exp(p[t] - L);
+                    const double *vj = v + (((size_t)b * S + keys[t]) * KVH + kh) * D;
+                    for (int d = 0; d < D; d++) oi[d] += p[t] * vj[d];
+                }
+                double delta = 0;
+                for (int d = 0; d < D; d++) delta += gi[d] * oi[d];
+                for (int t = 0; t < n; t++) {
+                    size_t kv = (((size_t)b * S + keys[t]) * KVH + kh) * D;
+                    double dp = 0;
+                    for (int d = 0; d < D; d++) dp += gi[d] * v[kv + d];
+                    double ds = p[t] * (dp - delta) * scale;
+                    for (int d = 0; d < D; d++) {
+                        dqi[d] += ds * k[kv + d];
+                        dk[kv + d] += ds * qi[d];
+                        dv[kv + d] += p[t] * gi[d];
+                    }
+                }
+            }
+        }
+    free(p);
+    free(keys);
+}
+
+// ||x - ref|| / ||ref||; NaN (an unwritten element) makes it NaN, which fails every comparison.
+static double rel_err(const float *x, const double *ref, size_t n, size_t *nans) {
+    double num = 0, den = 0;
+    *nans = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(x[i])) (*nans)++;
+        double d = x[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1));
+}
+
+static void bf_to_float(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = (float)bf2d(src[i]);
+}
+
+static int run_case(const Case *c) {
+    const int B = c->B, S = c->S, H = c->H, KVH = c->KVH, D = c->D;
+    const size_t nq = (size_t)B * S * H * D, nk = (size_t)B * S * KVH * D, nl = (size_t)B * H * S;
+    char desc[96];
+    lg_attn_describe(&c->mask, desc, sizeof desc);
+
+    // inputs: bf16 on the device, the same rounded values in float64 for the reference
+    uint16_t *hq = (uint16_t *)xmalloc(2 * nq), *hk = (uint16_t *)xmalloc(2 * nk), *hv = (uint16_t *)xmalloc(2 * nk),
+             *hg = (uint16_t *)xmalloc(2 * nq);
+    double *rq = (double *)xmalloc(8 * nq), *rk = (double *)xmalloc(8 * nk), *rv = (double *)xmalloc(8 * nk),
+           *rg = (double *)xmalloc(8 * nq);
+    // q a bit larger than unit so that some rows have peaked softmaxes
+    for (size_t i = 0; i < nq; i++) hq[i] = f2bf((float)(1.5 * randn())), rq[i] = bf2d(hq[i]);
+    for (size_t i = 0; i < nk; i++) hk[i] = f2bf((float)randn()), rk[i] = bf2d(hk[i]);
+    for (size_t i = 0; i < nk; i++) hv[i] = f2bf((float)randn()), rv[i] = bf2d(hv[i]);
+    for (size_t i = 0; i < nq; i++) hg[i] = f2bf((float)randn()), rg[i] = bf2d(hg[i]);
+
+    void *dq_, *dk_, *dv_, *dg_, *dout, *ddq, *ddk, *ddv;
+    float *dlse;
+    cudaCheck(cudaMalloc(&dq_, 2 * nq));
+    cudaCheck(cudaMalloc(&dk_, 2 * nk));
+    cudaCheck(cudaMalloc(&dv_, 2 * nk));
+    cudaCheck(cudaMalloc(&dg_, 2 * nq));
+    cudaCheck(cudaMalloc(&dout, 2 * nq));
+    cudaCheck(cudaMalloc(&ddq, 2 * nq));
+    cudaCheck(cudaMalloc(&ddk, 2 * nk));
+    cudaCheck(cudaMalloc(&ddv, 2 * nk));
+    cudaCheck(cudaMalloc((void **)&dlse, 4 * nl));
+    cudaCheck(cudaMemcpy(dq_, hq, 2 * nq, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(dk_, hk, 2 * nk, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(dv_, hv, 2 * nk, cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(dg_, hg, 2 * nq, cudaMemcpyHostToDevice));
+
+    // poison (0xFF bytes: NaN in bf16 and fp32), then run
+    cudaCheck(cudaMemset(dout, 0xFF, 2 * nq));
+    cudaCheck(cudaMemset(dlse, 0xFF, 4 * nl));
+    lg_cuda_attention_fwd(dout, dlse, dq_, dk_, dv_, B, S, H, KVH, D, &c->mask, 0);
+    cudaCheck(cudaDeviceSynchronize());
+    uint16_t *go[2][3];
+    for (int rep = 0; rep < 2; rep++) {
+        cudaCheck(cudaMemset(ddq, 0xFF, 2 * nq));
+        cudaCheck(cudaMemset(ddk, 0xFF, 2 * nk));
+        cudaCheck(cudaMemset(ddv, 0xFF, 2 * nk));
+        lg_cuda_attention_bwd(ddq, ddk, ddv, dg_, dq_, dk_, dv_, dout, dlse, B, S, H, KVH, D, &c->mask, 1, 0);
+        cudaCheck(cudaDeviceSynchronize());
+        go[rep][0] = (uint16_t *)xmalloc(2 * nq);
+        go[rep][1] = (uint16_t *)xmalloc(2 * nk);
+        go[rep][2] = (uint16_t *)xmalloc(2 * nk);
+        cudaCheck(cudaMemcpy(go[rep][0], ddq, 2 * nq, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(go[rep][1], ddk, 2 * nk, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(go[rep][2], ddv, 2 * nk, cudaMemcpyDeviceToHost));
+    }
+    uint16_t *ho = (uint16_t *)xmalloc(2 * nq);
+    float *hl = (float *)xmalloc(4 * nl);
+    cudaCheck(cudaMemcpy(ho, dout, 2 * nq, cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(hl, dlse, 4 * nl, cudaMemcpyDeviceToHost));
+
+    double *ro = (double *)xmalloc(8 * nq), *rl = (double *)xmalloc(8 * nl), *rdq = (double *)xmalloc(8 * nq),
+           *rdk = (double *)xmalloc(8 * nk), *rdv = (double *)xmalloc(8 * nk);
+    reference(c, rq, rk, rv, rg, ro, rl, rdq, rdk, rdv);
+
+    float *f = (float *)xmalloc(4 * (nq > nk ? nq : nk));
+    size_t nan_o, nan_l, nan_q, nan_k, nan_v;
+    bf_to_float(f, ho, nq);
+    double e_o = rel_err(f, ro, nq, &nan_o);
+    double e_l = rel_err(hl, rl, nl, &nan_l);
+    bf_to_float(f, go[0][0], nq);
+    double e_q = rel_err(f, rdq, nq, &nan_q);
+    bf_to_float(f, go[0][1], nk);
+    double e_k = rel_err(f, rdk, nk, &nan_k);
+    bf_to_float(f, go[0][2], nk);
+    double e_v = rel_err(f, rdv, nk, &nan_v);
+    int same = !memcmp(go[0][0], go[1][0], 2 * nq) && !memcmp(go[0][1], go[1][1], 2 * nk) &&
+               !memcmp(go[0][2], go[1][2], 2 * nk);
+    const double tol = 2e-2;
+    int ok = e_o < tol && e_l < tol && e_q < tol && e_k < tol && e_v < tol && !(nan_o + nan_l + nan_q + nan_k + nan_v) &&
+             same;
+    printf("%-4s %-40s B=%d S=%-5d H=%d KVH=%d D=%-3d rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e  nan %zu  "
+           "bitwise-repeat %s\n",
+           ok ? "ok" : "FAIL", desc, B, S, H, KVH, D, e_o, e_l, e_q, e_k, e_v, nan_o + nan_l + nan_q + nan_k + nan_v,
+           same ? "yes" : "NO");
+
+    for (int rep = 0; rep < 2; rep++)
+        for (int i = 0; i < 3; i++) free(go[rep][i]);
+    free(hq), free(hk), free(hv), free(hg), free(rq), free(rk), free(rv), free(rg), free(ho), free(hl), free(ro);
+    free(rl), free(rdq), free(rdk), free(rdv), free(f);
+    cudaCheck(cudaFree(dq_));
+    cudaCheck(cudaFree(dk_));
+    cudaCheck(cudaFree(dv_));
+    cudaCheck(cudaFree(dg_));
+    cudaCheck(cudaFree(dout));
+    cudaCheck(cudaFree(ddq));
+    cudaCheck(cudaFree(ddk));
+    cudaCheck(cudaFree(ddv));
+    cudaCheck(cudaFree(dlse));
+    return ok;
+}
+
+int main(int argc, char **argv) {
+    int ndev = 0;
+    if (cudaGetDeviceCount(&ndev) != cudaSuccess || ndev == 0) {
+        printf("test_attention: no CUDA device, skipped\n");
+        return 77;
+    }
+    int max_s = argc > 1 ? atoi(argv[1]) : 1 << 30;
+    const char *seed_env = getenv("LG_SEED");
+    uint64_t seed = seed_env ? strtoull(seed_env, NULL, 10) : (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid();
+    g_rng = seed ? seed : 1;
+    printf("test_attention: seed %llu (LG_SEED=%llu repeats this run)\n", (unsigned long long)seed,
+           (unsigned long long)seed);
+
+    const lg_attn full = {LG_ATTN_FULL, 0, 0, 0, 0, 0};
+    const lg_attn sw = {LG_ATTN_SINK_WINDOW, 4, 40, 0, 0, 0};
+    const lg_attn sw_big = {LG_ATTN_SINK_WINDOW, 64, 2048, 0, 0, 0};
+    const lg_attn bs = {LG_ATTN_BLOCK_SPARSE, 0, 0, 64, 2, 3};
+    const lg_attn bs128 = {LG_ATTN_BLOCK_SPARSE, 0, 0, 128, 2, 3};
+    const lg_attn bs_big = {LG_ATTN_BLOCK_SPARSE, 0, 0, 64, 16, 64};
+    const Case cases[] = {
+        {1, 1, 2, 1, 64, full},        {1, 65, 2, 1, 128, full},      {2, 200, 8, 2, 128, full},
+        {1, 1000, 2, 1, 64, full},     {2, 200, 8, 2, 128, sw},       {2, 1000, 8, 2, 128, sw},
+        {1, 200, 4, 4, 64, sw},        {2, 200, 8, 2, 128, bs},       {2, 1000, 8, 2, 128, bs},
+        {1, 1000, 4, 4, 64, bs},       {1, 1000, 4, 2, 64, bs128},    {1, 4096, 2, 1, 128, sw_big},
+        {1, 4096, 4, 2, 64, bs_big},
+    };
+    int n = (int)(sizeof cases / sizeof cases[0]), fails = 0, ran = 0;
+    for (int i = 0; i < n; i++) {
+        if (cases[i].S > max_s) continue;
+        fails += !run_case(&cases[i]);
+        ran++;
+    }
+    lg_cuda_attention_release();
+    printf("test_attention: %d of %d cases failed\n", fails, ran);
+    return fails ? 1 : 0;
+}
