@@ -1,5 +1,7 @@
 // util.c: see util.h.
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "util.h"
 
 #include <dirent.h>
