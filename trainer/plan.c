@@ -88,6 +88,20 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
     if (p->workspace > 0) row(f, "workspace + CUDA context (reserve)", p->workspace, "cuBLASLt, attention");
     row(f, "total", p->total, "");
     fprintf(f, "activations: %.0f bytes (kept + working set, as allocated by the run)\n", p->kept_acts + p->working);
+    // KV cache an inference engine needs after seq_len tokens (bf16 K and V), hybrid vs every layer full.
+    {
+        const lg_model_cfg *m = &c->model;
+        double kv = 0, kv_full = 0, per_tok = 2.0 * 2 * m->n_kv_heads * m->head_dim;
+        for (int l = 0; l < m->n_layers; l++) {
+            kv += per_tok * (double)lg_attn_kv_cache_tokens(&c->layout.layer[l], m->n_kv_heads, c->seq_len);
+            kv_full += per_tok * c->seq_len;
+        }
+        char a[32], b[32];
+        lg_format_bytes(kv, a, sizeof a);
+        lg_format_bytes(kv_full, b, sizeof b);
+        fprintf(f, "KV cache for one %d-token sequence (bf16): %s with this layout, %s all-full (%.1f%% less)\n",
+                c->seq_len, a, b, 100 * (1 - kv / kv_full));
+    }
     double budget = c->device_gib * GIB;
     double ceil_s = (p->flops_model + p->flops_recompute) / p->world / 775e12;
     fprintf(f, "FLOPs per step: %.3e model (%.1f%% attention) + %.3e recompute; %.0f tokens per step\n",

@@ -28,6 +28,10 @@ with tempfile.TemporaryDirectory() as d:
     print(out)
     C.check(r.returncode == 0 and "fits:" in out, "7B hybrid at 128K on 8 ranks (ZeRO-2) fits 79 GiB")
     C.check("6.738B parameters" in out, "parameter count 6.738B (Llama-2-7B)")
+    # KV cache: 12 full layers keep 131072 tokens, 20 sink+window layers keep 64+2048 (the paper: -62%)
+    kv_ratio = (12 * 131072 + 20 * 2112) / (32 * 131072)
+    m = re.search(r"\(([\d.]+)% less\)", out)
+    C.check(m and abs(float(m.group(1)) - 100 * (1 - kv_ratio)) < 0.05, f"KV cache saving {m and m.group(1)}% = {100 * (1 - kv_ratio):.1f}%")
     P, L, T, Cd, F, V, H, D = 6738415616, 32, 131072, 4096, 11008, 32000, 32, 128
     C.check(abs(gib(out, "weights") - 2 * P / GIB) < 0.06, "bf16 weights = 2 bytes x P")
     C.check(abs(gib(out, "AdamW m, v (fp32)") - 8 * P / 8 / GIB) < 0.06, "m, v sharded over 8 ranks = 8P/8 bytes")
