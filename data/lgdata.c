@@ -12,6 +12,9 @@
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "../trainer/util.h"
 #include "jsonl.h"
@@ -25,7 +28,7 @@
 static void usage(void) {
     fprintf(stderr,
 "usage: lgdata <command> [options]\n"
-"  tokenize -m tokenizer.model -o out.lgt [--format auto|text|jsonl] [--field text] [--split file|line] [-q] INPUT...\n"
+"  tokenize -m tokenizer.model -o out.lgt [--format auto|text|jsonl] [--field text] [--split file|line] [-j THREADS] [-q] INPUT...\n"
 "           text or JSONL files -> token stream (.lgt); one document per file (text), per line (--split line)\n"
 "           or per JSONL record\n"
 "  pack     -o OUTDIR --seq-len N [--val-frac F] [--seed S] [--level L] [--shard-seqs N] [--no-shuffle] [--eos]\n"
@@ -71,9 +74,60 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+// Documents waiting to be encoded: encoded in parallel (one tokenizer per thread), written in input order,
+// so the output does not depend on the number of threads.
+typedef struct {
+    int n, cap;
+    const char **text;
+    size_t *len;
+    char **owned;      // heap copies (JSONL strings) to free after encoding, else NULL
+    int32_t **ids;     // per slot, reused across batches
+    size_t *n_ids, *ids_cap;
+    size_t bytes;
+} tok_batch;
+
+static void batch_add(tok_batch *b, const char *t, size_t len, char *owned) {
+    if (b->n == b->cap) {
+        int c = b->cap ? 2 * b->cap : 256;
+        b->text = lg_realloc(b->text, (size_t)c * sizeof *b->text);
+        b->len = lg_realloc(b->len, (size_t)c * sizeof *b->len);
+        b->owned = lg_realloc(b->owned, (size_t)c * sizeof *b->owned);
+        b->ids = lg_realloc(b->ids, (size_t)c * sizeof *b->ids);
+        b->n_ids = lg_realloc(b->n_ids, (size_t)c * sizeof *b->n_ids);
+        b->ids_cap = lg_realloc(b->ids_cap, (size_t)c * sizeof *b->ids_cap);
+        for (int i = b->cap; i < c; i++) { b->ids[i] = NULL; b->ids_cap[i] = 0; }
+        b->cap = c;
+    }
+    b->text[b->n] = t;
+    b->len[b->n] = len;
+    b->owned[b->n] = owned;
+    b->n++;
+    b->bytes += len;
+}
+
+static void batch_flush(tok_batch *b, lg_tokenizer **toks, int nt, lg_lgt_writer *w) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int i = 0; i < b->n; i++) {
+        int th = 0;
+#ifdef _OPENMP
+        th = omp_get_thread_num();
+#endif
+        b->n_ids[i] = lg_tok_encode(toks[th], b->text[i], b->len[i], 0, 0, &b->ids[i], &b->ids_cap[i]);
+    }
+    for (int i = 0; i < b->n; i++) {
+        lg_lgt_writer_doc(w, b->ids[i], b->n_ids[i]);
+        free(b->owned[i]);
+    }
+    b->n = 0;
+    b->bytes = 0;
+}
+
 static int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *format = "auto", *field = "text", *split = "file";
-    int quiet = 0;
+    int quiet = 0, nt = 1;
+#ifdef _OPENMP
+    nt = omp_get_max_threads();
+#endif
     char **inputs = lg_malloc((size_t)argc * sizeof *inputs);
     int n_in = 0;
     for (int i = 0; i < argc; i++) {
@@ -82,6 +136,7 @@ static int cmd_tokenize(int argc, char **argv) {
         else if (!strcmp(argv[i], "--format")) { NEED_ARG(); format = argv[++i]; }
         else if (!strcmp(argv[i], "--field")) { NEED_ARG(); field = argv[++i]; }
         else if (!strcmp(argv[i], "--split")) { NEED_ARG(); split = argv[++i]; }
+        else if (!strcmp(argv[i], "-j")) { NEED_ARG(); nt = (int)parse_i64(argv[++i], "-j"); if (nt < 1) lg_die("-j: expected >= 1"); }
         else if (!strcmp(argv[i], "-q")) quiet = 1;
         else if (argv[i][0] == '-' && argv[i][1]) lg_die("tokenize: unknown option %s", argv[i]);
         else inputs[n_in++] = argv[i];
@@ -91,7 +146,9 @@ static int cmd_tokenize(int argc, char **argv) {
     if (strcmp(split, "file") && strcmp(split, "line")) lg_die("--split: expected file or line, got '%s'", split);
     if (strcmp(format, "auto") && strcmp(format, "text") && strcmp(format, "jsonl"))
         lg_die("--format: expected auto, text or jsonl, got '%s'", format);
-    lg_tokenizer *tok = lg_tok_load(model);
+    lg_tokenizer **toks = lg_malloc((size_t)nt * sizeof *toks);
+    for (int i = 0; i < nt; i++) toks[i] = lg_tok_load(model);
+    lg_tokenizer *tok = toks[0];
     lg_lgt_writer *w = lg_lgt_writer_open(out, lg_tok_hash(tok), lg_tok_vocab_size(tok), lg_tok_bos_id(tok),
                                           lg_tok_eos_id(tok));
     double total = 0;
@@ -102,8 +159,9 @@ static int cmd_tokenize(int argc, char **argv) {
     }
     lg_progress pr;
     lg_progress_start(&pr, "tokenize", "B", total, quiet);
-    int32_t *ids = NULL;
-    size_t cap = 0;
+    tok_batch batch;
+    memset(&batch, 0, sizeof batch);
+    const size_t batch_bytes = (size_t)8 << 20;
     char *txt = NULL;
     size_t tcap = 0;
     double done = 0;
@@ -125,11 +183,10 @@ static int cmd_tokenize(int argc, char **argv) {
         }
         close(fd);
         if (!jsonl && !strcmp(split, "file")) {
-            size_t m = lg_tok_encode(tok, b, n, 0, 0, &ids, &cap);
-            lg_lgt_writer_doc(w, ids, m);
+            batch_add(&batch, b, n, NULL);
             n_docs++;
         } else {
-            size_t lineno = 0;
+            size_t lineno = 0, flushed = 0;
             for (size_t p = 0; p < n;) {
                 const char *nl = memchr(b + p, '\n', n - p);
                 size_t e = nl ? (size_t)(nl - b) : n;
@@ -142,18 +199,23 @@ static int cmd_tokenize(int argc, char **argv) {
                         long tl = lg_jsonl_field(b + p, le - p, field, &txt, &tcap, &err);
                         if (tl == -2) lg_die("%s:%zu: bad JSON: %s", path, lineno, err);
                         if (tl == -1) lg_die("%s:%zu: the record has no \"%s\" field (choose it with --field)", path, lineno, field);
-                        size_t m = lg_tok_encode(tok, txt, (size_t)tl, 0, 0, &ids, &cap);
-                        lg_lgt_writer_doc(w, ids, m);
+                        batch_add(&batch, txt, (size_t)tl, txt);
+                        txt = NULL;
+                        tcap = 0;
                     } else {
-                        size_t m = lg_tok_encode(tok, b + p, le - p, 0, 0, &ids, &cap);
-                        lg_lgt_writer_doc(w, ids, m);
+                        batch_add(&batch, b + p, le - p, NULL);
                     }
                     n_docs++;
                 }
                 p = e + 1;
-                lg_progress_update(&pr, done + (double)p);
+                if (batch.bytes >= batch_bytes) {
+                    batch_flush(&batch, toks, nt, w);
+                    flushed = p;
+                    lg_progress_update(&pr, done + (double)flushed);
+                }
             }
         }
+        batch_flush(&batch, toks, nt, w);  // before the file's mapping goes away
         done += (double)n;
         lg_progress_update(&pr, done);
         if (map) munmap(map, n);
@@ -162,12 +224,14 @@ static int cmd_tokenize(int argc, char **argv) {
     lg_lgt_writer_close(w);
     lg_progress_finish(&pr, done);
     if (!quiet)
-        fprintf(stderr, "tokenize: %s: %llu documents, %llu tokens (%.2f bytes/token)\n", out, (unsigned long long)n_docs,
-                (unsigned long long)ntok, ntok ? done / (double)ntok : 0.0);
-    free(ids);
+        fprintf(stderr, "tokenize: %s: %llu documents, %llu tokens (%.2f bytes/token), %d thread(s)\n", out,
+                (unsigned long long)n_docs, (unsigned long long)ntok, ntok ? done / (double)ntok : 0.0, nt);
+    for (int i = 0; i < batch.cap; i++) free(batch.ids[i]);
+    free(batch.text); free(batch.len); free(batch.owned); free(batch.ids); free(batch.n_ids); free(batch.ids_cap);
     free(txt);
     free(inputs);
-    lg_tok_free(tok);
+    for (int i = 0; i < nt; i++) lg_tok_free(toks[i]);
+    free(toks);
     return 0;
 }
 

@@ -111,6 +111,8 @@ qs = os.path.join(os.environ.get("LG_SRC", "."), "launch", "quickstart_data")
 if os.path.exists(os.path.join(qs, "tokenizer.model")):
     sp = spm.SentencePieceProcessor(model_file=os.path.join(qs, "tokenizer.model"))
     lgdata("tokenize", "-q", "-m", os.path.join(qs, "tokenizer.model"), "-o", os.path.join(D, "qs.lgt"), os.path.join(qs, "corpus.jsonl"))
+    lgdata("tokenize", "-q", "-j", 3, "-m", os.path.join(qs, "tokenizer.model"), "-o", os.path.join(D, "qs3.lgt"), os.path.join(qs, "corpus.jsonl"))
+    assert open(os.path.join(D, "qs.lgt"), "rb").read() == open(os.path.join(D, "qs3.lgt"), "rb").read(), "-j 3 output differs"
     _, docs = read_lgt(os.path.join(D, "qs.lgt"))
     texts = [json.loads(l)["text"] for l in open(os.path.join(qs, "corpus.jsonl"), encoding="utf-8")]
     bad = sum(list(d) != sp.encode(t) for d, t in zip(docs, texts))
