@@ -87,9 +87,9 @@ static void read_scalar(hid_t obj, const char *name, const char *file, hid_t mem
     LG_H5CHECK(t, file, name, "H5Aget_type", NULL);
     if (H5Tget_class(t) != H5T_INTEGER) lg_die("%s: attribute '%s' is not an integer", file, name);
     LG_H5CHECK(H5Aread(a, memtype, out), file, name, "H5Aread", "the value may not fit a 64-bit integer");
-    H5Tclose(t);
-    H5Sclose(sp);
-    H5Aclose(a);
+    LG_H5CHECK(H5Tclose(t), file, name, "H5Tclose", NULL);
+    LG_H5CHECK(H5Sclose(sp), file, name, "H5Sclose", NULL);
+    LG_H5CHECK(H5Aclose(a), file, name, "H5Aclose", NULL);
 }
 
 int64_t lg_h5_attr_get_i64(hid_t obj, const char *name, const char *file) {
@@ -128,9 +128,9 @@ void lg_h5_attr_get_str(hid_t obj, const char *name, const char *file, char *buf
         snprintf(buf, n, "%s", tmp);
         free(tmp);
     }
-    H5Tclose(mt);
-    H5Tclose(t);
-    H5Aclose(a);
+    LG_H5CHECK(H5Tclose(mt), file, name, "H5Tclose", NULL);
+    LG_H5CHECK(H5Tclose(t), file, name, "H5Tclose", NULL);
+    LG_H5CHECK(H5Aclose(a), file, name, "H5Aclose", NULL);
 }
 
 static void write_scalar(hid_t obj, const char *name, hid_t filetype, hid_t memtype, const void *v, const char *file) {
@@ -139,8 +139,8 @@ static void write_scalar(hid_t obj, const char *name, hid_t filetype, hid_t memt
     hid_t a = H5Acreate2(obj, name, filetype, sp, H5P_DEFAULT, H5P_DEFAULT);
     LG_H5CHECK(a, file, name, "H5Acreate2", NULL);
     LG_H5CHECK(H5Awrite(a, memtype, v), file, name, "H5Awrite", NULL);
-    H5Aclose(a);
-    H5Sclose(sp);
+    LG_H5CHECK(H5Aclose(a), file, name, "H5Aclose", NULL);
+    LG_H5CHECK(H5Sclose(sp), file, name, "H5Sclose", NULL);
 }
 
 void lg_h5_attr_set_i64(hid_t obj, const char *name, int64_t v, const char *file) {
@@ -155,6 +155,6 @@ void lg_h5_attr_set_str(hid_t obj, const char *name, const char *v, const char *
     LG_H5CHECK(H5Tset_size(t, strlen(v) + 1), file, name, "H5Tset_size", NULL);
     LG_H5CHECK(H5Tset_strpad(t, H5T_STR_NULLTERM), file, name, "H5Tset_strpad", NULL);
     write_scalar(obj, name, t, t, v, file);
-    H5Tclose(t);
+    LG_H5CHECK(H5Tclose(t), file, name, "H5Tclose", NULL);
 }
 #endif

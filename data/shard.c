@@ -58,7 +58,7 @@ static void dataset_dims(hid_t d, const char *path, const char *name, int rank, 
     LG_H5CHECK(r, path, name, "H5Sget_simple_extent_ndims", HINT_CORRUPT);
     if (r != rank) lg_die("%s: dataset '/%s' has %d dimensions, expected %d (see data/FORMAT.md)", path, name, r, rank);
     LG_H5CHECK(H5Sget_simple_extent_dims(sp, dims, NULL), path, name, "H5Sget_simple_extent_dims", HINT_CORRUPT);
-    H5Sclose(sp);
+    LG_H5CHECK(H5Sclose(sp), path, name, "H5Sclose", NULL);
 }
 
 // Unsigned integer element size of a dataset (dies unless unsigned integer of one of the allowed sizes).
@@ -67,7 +67,7 @@ static int dataset_uint_size(hid_t d, const char *path, const char *name, int al
     LG_H5CHECK(t, path, name, "H5Dget_type", HINT_CORRUPT);
     int ok = H5Tget_class(t) == H5T_INTEGER && H5Tget_sign(t) == H5T_SGN_NONE;
     int sz = (int)H5Tget_size(t);
-    H5Tclose(t);
+    LG_H5CHECK(H5Tclose(t), path, name, "H5Tclose", NULL);
     if (ok && ((sz == 2 && allow2) || (sz == 4 && allow4) || (sz == 8 && allow8))) return sz;
     lg_die("%s: dataset '/%s' has element type %s%d-byte, expected %s", path, name, ok ? "unsigned " : "non-unsigned ",
            sz, allow2 ? "uint16 or uint32" : allow4 ? "uint32" : "uint64");
@@ -105,7 +105,7 @@ static void check_filters(hid_t d, const char *path, const char *name, uint64_t 
                    "(32015), gzip and shuffle; re-pack with `lgdata pack` or h5py + hdf5plugin.Zstd()",
                    path, name, (int)id, fname);
     }
-    H5Pclose(dcpl);
+    LG_H5CHECK(H5Pclose(dcpl), path, name, "H5Pclose", NULL);
 }
 
 lg_shard *lg_shard_open(const char *path) {
@@ -226,7 +226,7 @@ void lg_shard_describe(const lg_shard *s, char *buf, int n) {
         off += snprintf(buf + off, n - off, ", filter %d", (int)id);
         if (id == LG_H5Z_ZSTD && ncd > 0) off += snprintf(buf + off, n - off, " (zstd level %u)", cd[0]);
     }
-    H5Pclose(dcpl);
+    LG_H5CHECK(H5Pclose(dcpl), s->path, "tokens", "H5Pclose", NULL);
     hsize_t stored = H5Dget_storage_size(s->tokens);
     double raw = (double)s->meta.n_tokens * s->meta.token_bytes;
     char a[32], b[32];
@@ -251,8 +251,8 @@ static void read_slab(hid_t d, const char *path, const char *name, hid_t memtype
     snprintf(what, sizeof what, "/%s rows %llu..%llu", name, (unsigned long long)row0,
              (unsigned long long)(row0 + nrows - 1));
     LG_H5CHECK(H5Dread(d, memtype, ms, fs, H5P_DEFAULT, buf), path, what, "H5Dread", HINT_CORRUPT);
-    H5Sclose(ms);
-    H5Sclose(fs);
+    LG_H5CHECK(H5Sclose(ms), path, name, "H5Sclose", NULL);
+    LG_H5CHECK(H5Sclose(fs), path, name, "H5Sclose", NULL);
 }
 
 int lg_shard_read_rows(lg_shard *s, uint64_t row0, uint64_t nrows, void *buf, uint32_t *crc) {
@@ -313,9 +313,9 @@ uint64_t *lg_shard_read_doc_starts(lg_shard *s, uint64_t *n) {
 void lg_shard_close(lg_shard *s) {
     if (!s) return;
     lg_h5_lock();
-    if (s->docs >= 0) H5Dclose(s->docs);
-    if (s->crc >= 0) H5Dclose(s->crc);
-    H5Dclose(s->tokens);
+    if (s->docs >= 0) LG_H5CHECK(H5Dclose(s->docs), s->path, "doc_starts", "H5Dclose", NULL);
+    if (s->crc >= 0) LG_H5CHECK(H5Dclose(s->crc), s->path, "seq_crc32", "H5Dclose", NULL);
+    LG_H5CHECK(H5Dclose(s->tokens), s->path, "tokens", "H5Dclose", NULL);
     LG_H5CHECK(H5Fclose(s->file), s->path, "file", "H5Fclose", NULL);
     lg_h5_unlock();
     free(s->path);
@@ -350,8 +350,8 @@ static hid_t create_extendible(hid_t file, const char *tmp, const char *name, in
     }
     hid_t d = H5Dcreate2(file, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     LG_H5CHECK(d, tmp, name, "H5Dcreate2", "is the disk full or the directory read-only?");
-    H5Pclose(dcpl);
-    H5Sclose(sp);
+    LG_H5CHECK(H5Pclose(dcpl), tmp, name, "H5Pclose", NULL);
+    LG_H5CHECK(H5Sclose(sp), tmp, name, "H5Sclose", NULL);
     return d;
 }
 
@@ -367,8 +367,8 @@ static void append_slab(hid_t d, const char *tmp, const char *name, hid_t memtyp
     hid_t ms = H5Screate_simple(cols ? 2 : 1, count, NULL);
     LG_H5CHECK(ms, tmp, name, "H5Screate_simple", NULL);
     LG_H5CHECK(H5Dwrite(d, memtype, ms, fs, H5P_DEFAULT, buf), tmp, name, "H5Dwrite", "is the disk full?");
-    H5Sclose(ms);
-    H5Sclose(fs);
+    LG_H5CHECK(H5Sclose(ms), tmp, name, "H5Sclose", NULL);
+    LG_H5CHECK(H5Sclose(fs), tmp, name, "H5Sclose", NULL);
 }
 
 lg_shard_writer *lg_shard_writer_open(const char *path, const lg_shard_meta *m) {
@@ -459,9 +459,9 @@ void lg_shard_writer_close(lg_shard_writer *w) {
     lg_h5_attr_set_u64(f, "tokenizer_hash", w->m.tokenizer_hash, p);
     lg_h5_attr_set_i64(f, "zstd_level", w->m.zstd_level, p);
     lg_h5_attr_set_str(f, "created_by", "lgdata (lgtrain)", p);
-    H5Dclose(w->docs);
-    H5Dclose(w->crc);
-    H5Dclose(w->tokens);
+    LG_H5CHECK(H5Dclose(w->docs), w->tmp, "doc_starts", "H5Dclose", NULL);
+    LG_H5CHECK(H5Dclose(w->crc), w->tmp, "seq_crc32", "H5Dclose", NULL);
+    LG_H5CHECK(H5Dclose(w->tokens), w->tmp, "tokens", "H5Dclose", NULL);
     LG_H5CHECK(H5Fclose(w->file), w->tmp, "file", "H5Fclose", "is the disk full?");
     lg_h5_unlock();
     if (rename(w->tmp, w->path) != 0) lg_die("rename %s -> %s failed", w->tmp, w->path);
