@@ -304,8 +304,9 @@ static void test_defaults_and_syntax(void) {
     CHECK(!strcmp(c->data_val, "") && c->micro_batch == 1 && c->tokens_per_step == 32, "data defaults");
     CHECK(c->min_lr == 0 && c->weight_decay == 0 && c->beta1 == 0.9 && c->beta2 == 0.95 && c->eps == 1e-8 && c->grad_clip == 1 &&
               c->warmup_steps == 0 && c->schedule == LG_LR_CONSTANT, "optim defaults");
-    CHECK(c->zero_stage == 0 && c->recompute && c->device_gib == 79 && c->mlp_chunk == 0 && c->loss_chunk == 0 && !strcmp(c->nan_policy, "stop") &&
-              c->ckpt_every == 0 && c->ckpt_keep == 2, "memory/checkpoint defaults");
+    CHECK(c->zero_stage == 1 && c->recompute && c->device_gib == 79 && c->mlp_chunk == 0 && c->loss_chunk == 0 && !strcmp(c->nan_policy, "stop") &&
+              c->ckpt_every == 0 && c->ckpt_keep == 2 && !strcmp(c->ckpt_dir, "runs/base/checkpoints") && !strcmp(c->resume, "auto"),
+          "memory/checkpoint defaults");
     CHECK(c->export_hf && !c->export_gguf && !strcmp(c->export_dir, "runs/base/export") && !strcmp(c->export_dtype, "bf16") &&
               !strcmp(c->tokenizer_dir, ""), "export defaults");
     round_trip(c, "base");

@@ -153,7 +153,7 @@ static const key_def KEYS[] = {
     {"optim", "schedule", K_ENUM, OFF(schedule), 0, 0, 0, 0, "constant|cosine", 0, "constant", 0, 0,
      "LR after warmup"},
     // [memory]
-    {"memory", "zero_stage", K_INT, OFF(zero_stage), 0, 0, 2, 0, 0, 0, "0", 0, 0,
+    {"memory", "zero_stage", K_INT, OFF(zero_stage), 0, 0, 2, 0, 0, 0, "1", 0, 0,
      "0 replicate, 1 shard optimizer state, 2 also gradients"},
     {"memory", "recompute", K_BOOL, OFF(recompute), 0, 0, 0, 0, 0, 0, "true", 0, 0,
      "keep only layer inputs; recompute in backward (false is not implemented yet)"},
@@ -169,6 +169,10 @@ static const key_def KEYS[] = {
     {"checkpoint", "every", K_INT, OFF(ckpt_every), 0, 0, INF, 0, 0, 0, "0", 0, 0,
      "save every N steps; 0 = only at the end"},
     {"checkpoint", "keep", K_INT, OFF(ckpt_keep), 0, 1, INF, 0, 0, 0, "2", 0, 0, "checkpoints kept"},
+    {"checkpoint", "dir", K_STR, OFF(ckpt_dir), SZ(ckpt_dir), 0, 0, F_DERIVED, 0, 0, 0, "<out_dir>/checkpoints", 0,
+     "where the step-NNNNNN checkpoint directories go"},
+    {"checkpoint", "resume", K_STR, OFF(resume), SZ(resume), 0, 0, 0, 0, 0, "auto", 0, 0,
+     "auto = newest valid checkpoint in checkpoint.dir (if any), none = start fresh, or a step directory"},
     // [export]
     {"export", "hf", K_BOOL, OFF(export_hf), 0, 0, 0, 0, 0, 0, "true", 0, 0, "write a HF directory at the end"},
     {"export", "gguf", K_BOOL, OFF(export_gguf), 0, 0, 0, 0, 0, 0, "false", 0, 0, "also write a GGUF file"},
@@ -855,6 +859,10 @@ void lg_config_load(lg_config *c, const char *path, int n_overrides, char **over
     if (!given(L, "export", "dir") &&
         snprintf(c->export_dir, sizeof c->export_dir, "%s/export", c->out_dir) >= (int)sizeof c->export_dir)
         key_die(L, c, K("export", "dir"), "expected a value: <out_dir>/export is longer than %zu characters", sizeof c->export_dir - 1);
+    if (!given(L, "checkpoint", "dir") &&
+        snprintf(c->ckpt_dir, sizeof c->ckpt_dir, "%s/checkpoints", c->out_dir) >= (int)sizeof c->ckpt_dir)
+        key_die(L, c, K("checkpoint", "dir"), "expected a value: <out_dir>/checkpoints is longer than %zu characters",
+                sizeof c->ckpt_dir - 1);
     if (!given(L, "export", "tokenizer_dir") && L->hf) snprintf(c->tokenizer_dir, sizeof c->tokenizer_dir, "%s", c->init_from);
 
     validate(c, L);

@@ -81,6 +81,8 @@ typedef struct {
     char nan_policy[16];           // skip|stop
     // [checkpoint]
     int ckpt_every, ckpt_keep;
+    char ckpt_dir[LG_PATH_MAX];    // where step-NNNNNN directories go (default <out_dir>/checkpoints)
+    char resume[LG_PATH_MAX];      // auto | none | a step directory
     // [export]
     int export_hf, export_gguf;
     char export_dir[LG_PATH_MAX];

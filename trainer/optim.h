@@ -1,5 +1,7 @@
-// optim.h: AdamW over the parameter table (decoupled weight decay, none on norms), the LR schedule,
-// and global-norm gradient clipping.
+// optim.h: AdamW over the parameter table (decoupled weight decay, none on norms), the LR schedule.
+// The optimizer owns the moments of one contiguous range [lo, hi) of the flat parameter buffer: the whole
+// buffer (one rank, ZeRO-0) or this rank's ZeRO shard. AdamW is elementwise, so updating shards on
+// different ranks gives the same bits as updating the whole buffer on one.
 #pragma once
 #include "../kernels/ops.h"
 #include "config.h"
@@ -7,14 +9,20 @@
 
 typedef struct {
     const lg_ops *ops;
-    float *m, *v;     // (n) first and second moments, backend memory
-    int64_t n;
+    int64_t lo, hi;   // the range of the flat buffer this optimizer updates
+    float *m, *v;     // (hi - lo) first and second moments, backend memory, zero-initialized
 } lg_adamw;
 
-void lg_adamw_init(lg_adamw *o, const lg_ops *ops, int64_t n);
+void lg_adamw_init(lg_adamw *o, const lg_ops *ops, int64_t lo, int64_t hi);
 void lg_adamw_free(lg_adamw *o);
-// One step (t is 1-based) on `master` using `grad`, both (table total) backend memory.
+// One step (t is 1-based) on master[lo, hi) using grad[lo, hi); master and grad are whole flat buffers
+// (table total) in backend memory, only the optimizer's range is read or written. Weight decay follows each
+// tensor's decay flag; a tensor cut by the range boundary is updated on its part inside the range.
 void lg_adamw_step(lg_adamw *o, const lg_config *c, const lg_param_table *pt, float *master, const float *grad,
                    float lr, int t);
+// Moments of [lo, hi) (inside the optimizer's range) -> host fp32 arrays of hi - lo elements (checkpoints).
+void lg_adamw_download(const lg_adamw *o, int64_t lo, int64_t hi, float *m, float *v);
+// Host fp32 arrays of the optimizer's whole range -> its moments (resume).
+void lg_adamw_upload(lg_adamw *o, const float *m, const float *v);
 // LR at 1-based step t: linear warmup from lr/warmup to lr, then constant or cosine down to min_lr at `steps`.
 double lg_lr_at(const lg_config *c, int t);

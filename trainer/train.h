@@ -1,6 +1,8 @@
-// train.h: the training run: model + data + optimizer + logging + export.
+// train.h: the training run: model + data + optimizer + collectives + checkpoints + logging + export.
 #pragma once
 #include "config.h"
+#include "dist.h"
 
-// Run the whole job described by c (one rank for now). Returns 0 on success.
-int lg_train(const lg_config *c);
+// Run the whole job described by c on this rank of d (lg_dist_init). Resumes from a checkpoint when
+// c->resume says so. Returns 0 on success, also when stopped by a signal after saving a checkpoint.
+int lg_train(const lg_config *c, lg_dist *d);

@@ -1,0 +1,57 @@
+// dist.h: the distributed layer. Ranks, ZeRO shards and the few collectives the trainer needs, behind one
+// small interface with three backends:
+//   single  one process started without a launcher: world = 1, every collective is a no-op.
+//   mpi     CPU ranks under mpirun/srun: collectives act on host buffers. The reductions are our own
+//           (point-to-point exchange, then a sum in rank order 0, 1, ..., W-1), so a result is bitwise the
+//           same on every rank, for every run with the same world size, whatever algorithm MPI would pick.
+//   nccl    GPU ranks (CUDA builds with NCCL): the fp32 collectives act on device buffers on a stream of
+//           their own; MPI bootstraps NCCL (the unique id is broadcast over MPI) and carries host scalars.
+// A rank that dies through lg_die takes the whole job down (MPI_Abort) with its rank in the message, and a
+// NCCL collective whose peer died fails within seconds (async error polling) instead of hanging.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../kernels/ops.h"
+#include "util.h"
+
+typedef struct {
+    int rank, world;              // global rank and number of ranks
+    int local_rank, local_world;  // rank among the ranks of this node (picks the GPU)
+    int mpi;                      // 1 when lg_dist_init called MPI_Init (so finalize must be called)
+    int nccl;                     // 1 when the fp32 collectives run through NCCL on device buffers
+    const char *backend;          // "single", "mpi" or "nccl"
+    void *nccl_comm, *nccl_stream;  // ncclComm_t, cudaStream_t (opaque here: the header stays C-only)
+    float *scratch;               // mpi: receive buffer of the reduce-scatter (world x chunk floats)
+    int64_t chunk;                // mpi: elements exchanged per peer per round
+} lg_dist;
+
+// Start: MPI_Init when a launcher started us (OpenMPI/PMIx/PMI environment variables), else a single
+// process. Sets the message prefix "[rank r/W]" and the die hook that aborts all ranks. Returns a global.
+lg_dist *lg_dist_init(int *argc, char ***argv);
+// MPI_Finalize (after a barrier) when MPI was initialized; releases NCCL.
+void lg_dist_finalize(lg_dist *d);
+// GPU ranks: cudaSetDevice(local_rank % device count). Call before the CUDA backend allocates anything.
+void lg_dist_select_device(lg_dist *d);
+// Tell the layer where the fp32 collectives' buffers live: ops->name "cuda" -> NCCL (dies when this build
+// has no NCCL and world > 1), "cpu" -> MPI on host buffers.
+void lg_dist_attach_backend(lg_dist *d, const lg_ops *ops);
+
+// ZeRO shard of a flat buffer of n elements owned by rank r: [lo, hi). Contiguous; ranks 0..W-2 get the
+// same size s (a multiple of 64 elements = 256 bytes when n >= 64 W), the last rank gets the rest (>= s).
+void lg_dist_shard(int64_t n, int world, int r, int64_t *lo, int64_t *hi);
+
+// fp32 collectives on buffers of n elements in backend memory; every rank calls them in the same order.
+// Sums are elementwise over ranks, in rank order on the mpi backend.
+void lg_dist_allreduce_sum(lg_dist *d, float *x, int64_t n);       // x = sum over ranks
+void lg_dist_reduce_scatter_sum(lg_dist *d, float *x, int64_t n);  // x[this rank's shard] = sum; rest undefined
+void lg_dist_allgather(lg_dist *d, float *x, int64_t n);           // x[shard of r] from rank r, for every r
+
+// Host values.
+void lg_dist_allgather_f64(lg_dist *d, double v, double *all);     // all (world) = v of each rank
+double lg_dist_sum_f64(lg_dist *d, double v);                      // sum in rank order (same bits everywhere)
+int lg_dist_any(lg_dist *d, int flag);                             // 1 if any rank passes non-zero
+void lg_dist_bcast(lg_dist *d, void *buf, size_t bytes, int root);
+void lg_dist_barrier(lg_dist *d);
+// Kill every rank with exit code `code` (MPI_Abort), or exit(code) on a single process.
+LG_NORETURN void lg_dist_abort(lg_dist *d, int code);
