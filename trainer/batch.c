@@ -9,6 +9,7 @@
 #ifdef LG_HAVE_HDF5
 #if __has_include("../data/loader.h")
 #include "../data/loader.h"
+#include "../data/tokenizer.h"
 #define LG_BATCH_LOADER 1
 #endif
 #endif
@@ -57,12 +58,29 @@ lg_batch_source *lg_batch_open(const lg_config *c, const char *spec, int rank, i
         return b;
     }
 #ifdef LG_BATCH_LOADER
-    b->loader = lg_loader_open(spec, c->seq_len, c->model.vocab_size, 0, rank, world, c->seed, 2);
+    // The tokenizer the model was trained with, when we know it: shards made with another one are refused.
+    uint64_t tok_hash = 0;
+    const char *dirs[] = {c->tokenizer_dir, strcmp(c->init_from, "random") ? c->init_from : ""};
+    for (int i = 0; i < 2 && !tok_hash; i++) {
+        if (!dirs[i][0]) continue;
+        char *p = lg_path_join(dirs[i], "tokenizer.model");
+        if (lg_file_exists(p)) tok_hash = lg_tok_file_hash(p);
+        free(p);
+    }
+    b->loader = lg_loader_open(spec, c->seq_len, c->model.vocab_size, tok_hash, rank, world, c->seed, 2);
     return b;
 #else
     lg_die("data.train = %s: this lgtrain was built without HDF5/zstd shard support (install libhdf5-dev and "
            "libzstd-dev and rebuild), or use data.train = synthetic", spec);
 #endif
+}
+
+uint64_t lg_batch_n_sequences(const lg_batch_source *b) {
+#ifdef LG_BATCH_LOADER
+    if (b->loader) return lg_loader_n_sequences(b->loader);
+#endif
+    (void)b;
+    return 0;
 }
 
 void lg_batch_next(lg_batch_source *b, int32_t *seq) {

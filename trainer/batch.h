@@ -9,7 +9,11 @@
 
 typedef struct lg_batch_source lg_batch_source;
 
+// spec: shards (dir, glob or list; checked against seq_len, vocab and, when the tokenizer is known — the
+// tokenizer.model in export.tokenizer_dir or in the init_from dir — its hash) or "synthetic".
 lg_batch_source *lg_batch_open(const lg_config *c, const char *spec, int rank, int world);
+// Sequences in one epoch (0 for synthetic: unbounded).
+uint64_t lg_batch_n_sequences(const lg_batch_source *b);
 // Next sequence of seq_len tokens for this rank.
 void lg_batch_next(lg_batch_source *b, int32_t *seq);
 // Cursor: (epoch, global position) shared by all ranks at a step boundary.
