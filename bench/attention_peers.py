@@ -3,12 +3,20 @@
 # masks (FULL causal, SINK_WINDOW 64/2048, BLOCK_SPARSE 64/16/64 per KV head), bf16, B=1, D=128.
 # Method as ../shared/bench/anchors.py: CUDA events, 2 warm-ups, median of 5. TFLOP/s use the same count
 # as bench_attention: kept (query, key) pairs, fwd 4*D*pairs, fwd+bwd 14*D*pairs.
-# Usage: python3 bench/attention_peers.py [S ...]   (default 8192 32768 131072); one line per measurement.
-import sys, json
+# Usage: [PEERS_ONLY=flex_sink_window,...] python3 bench/attention_peers.py [S ...]   (default 8192 32768 131072)
+# One JSON line per measurement.
+import os, sys, json
 import torch
 import torch.nn.functional as F
 
 dev = "cuda"
+# one compiled flex kernel per mask and shape: past the default limit of 8, dynamo falls back to eager flex,
+# which materializes the S x S scores (out of memory at 128K)
+for name in ("recompile_limit", "cache_size_limit"):
+    if hasattr(torch._dynamo.config, name):
+        setattr(torch._dynamo.config, name, 256)
+if hasattr(torch._dynamo.config, "accumulated_recompile_limit"):
+    torch._dynamo.config.accumulated_recompile_limit = 4096
 SINK, WINDOW, BLK, LOCAL, STRIDE = 64, 2048, 64, 16, 64
 
 
@@ -47,6 +55,9 @@ def pairs(kind, S, H, KVH):
     return G * tot
 
 
+ONLY = [x for x in os.environ.get("PEERS_ONLY", "").split(",") if x]  # e.g. flex_sink_window,flex_block_sparse
+
+
 def run(S, H, KVH, D=128):
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from torch.nn.attention.flex_attention import flex_attention, create_block_mask
@@ -64,6 +75,8 @@ def run(S, H, KVH, D=128):
               flush=True)
 
     for name, be in [("sdpa_flash", SDPBackend.FLASH_ATTENTION), ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION)]:
+        if ONLY and name not in ONLY:
+            continue
         try:
             def f():
                 with sdpa_kernel([be]):
@@ -90,6 +103,8 @@ def run(S, H, KVH, D=128):
 
     for name, kind, mf in [("flex_causal", "full", causal), ("flex_sink_window", "sink_window", sink_window),
                            ("flex_block_sparse", "block_sparse", strided)]:
+        if ONLY and name not in ONLY:
+            continue
         try:
             bm = create_block_mask(mf, 1, H if kind == "block_sparse" else None, S, S, device=dev, BLOCK_SIZE=128,
                                    _compile=True)

@@ -130,8 +130,8 @@ static __device__ __forceinline__ bool tile_needs_mask(const MaskP &m, int q0, i
 // forward: grid (query tiles, H, B); CTA = 64 queries of one head.
 // smem: K[2], V[2] tiles (double buffer; Q is staged in K[1] before the loop).
 
-template <int D>
-__global__ void __launch_bounds__(NTHREADS) attn_fwd_kernel(bf16 *__restrict__ out, float *__restrict__ lse,
+template <int D, int MINB>
+__global__ void __launch_bounds__(NTHREADS, MINB) attn_fwd_kernel(bf16 *__restrict__ out, float *__restrict__ lse,
                                                             const bf16 *__restrict__ q, const bf16 *__restrict__ k,
                                                             const bf16 *__restrict__ v, int S, int H, int KVH,
                                                             float scale_log2, MaskP m, const int32_t *__restrict__ off,
@@ -307,6 +307,17 @@ __global__ void attn_delta_kernel(float *__restrict__ delta, const bf16 *__restr
     }
 }
 
+// dq (n) bf16 = acc * scale (the atomic path's fp32 accumulator), 4 elements per thread
+__global__ void attn_dq_convert_kernel(bf16 *__restrict__ dq, const float *__restrict__ acc, int64_t n4, float scale) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n4) return;
+    float4 a = ((const float4 *)acc)[i];
+    uint2 o;
+    o.x = pack_bf16(a.x * scale, a.y * scale);
+    o.y = pack_bf16(a.z * scale, a.w * scale);
+    ((uint2 *)dq)[i] = o;
+}
+
 // ------------------------------------------------------------------------------------------------------
 // backward 2: dK, dV. grid (key tiles, KVH, B); CTA = 64 keys of one KV head; warp w owns keys w*16..w*16+15.
 // Loops over the query heads of the GQA group, and for each over the query tiles that see this key tile.
@@ -314,9 +325,9 @@ __global__ void attn_delta_kernel(float *__restrict__ delta, const bf16 *__restr
 // dS^T = P^T (dP^T - delta); dV += P^T dO; dK += dS^T Q (times scale at the end).
 // smem: K, V (fixed), Q[2], dO[2] tiles, lse[2][64], delta[2][64].
 
-template <int D>
+template <int D, bool ATOMIC>
 __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
-    bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+    bf16 *__restrict__ dk, bf16 *__restrict__ dv, float *__restrict__ dq_acc, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
     const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse,
     const float *__restrict__ delta, int S, int H, int KVH, float scale, float scale_log2, MaskP m,
     const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt) {
@@ -328,6 +339,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
     bf16 *sO = sQ + 2 * TSZ;      // [2][64][LDS]  (dO)
     float *sL = (float *)(sO + 2 * TSZ);  // [2][64] lse * log2 e
     float *sD = sL + 2 * TILE;            // [2][64] delta
+    bf16 *sS = (bf16 *)(sD + 2 * TILE);   // [64 keys][64+8] dS^T, ATOMIC only
 
     const int kt = blockIdx.x;  // early key tiles are seen by the most query tiles: they go first
     const int kvh = blockIdx.y, b = blockIdx.z;
@@ -447,6 +459,13 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
         for (int x = 0; x < 8; x++)
 #pragma unroll
             for (int c = 0; c < 4; c++) dp_[x][c] = s[x][c] * (dp_[x][c] - cD[x * 8 + t4 * 2 + (c & 1)]);
+        if (ATOMIC) {  // dS^T to smem for the dQ product below (each warp its 16 key rows)
+#pragma unroll
+            for (int x = 0; x < 8; x++) {
+                *(uint32_t *)(sS + (warp * 16 + g) * (TILE + 8) + x * 8 + t4 * 2) = pack_bf16(dp_[x][0], dp_[x][1]);
+                *(uint32_t *)(sS + (warp * 16 + g + 8) * (TILE + 8) + x * 8 + t4 * 2) = pack_bf16(dp_[x][2], dp_[x][3]);
+            }
+        }
         // dK += dS^T Q
 #pragma unroll
         for (int kc = 0; kc < 4; kc++) {
@@ -461,10 +480,48 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
                 mma16816(dka[2 * dq + 1], a, bb[2], bb[3]);
             }
         }
+        if (ATOMIC) {
+            // dQ (64 queries x D) += dS (queries x keys, = sS transposed) K; warp w: queries 16w..16w+15, D in
+            // halves of 64 columns to bound registers; fp32 float2 atomics (unordered: not deterministic).
+            __syncthreads();
+            const int hq = kvh * G + i / nq;
+            float *dqg = dq_acc + ((int64_t)b * S * H + hq) * D;
+#pragma unroll
+            for (int half = 0; half < D / 64; half++) {
+                float qa[8][4];
+#pragma unroll
+                for (int x = 0; x < 8; x++) qa[x][0] = qa[x][1] = qa[x][2] = qa[x][3] = 0.f;
+#pragma unroll
+                for (int kc = 0; kc < 4; kc++) {
+                    uint32_t a[4];  // A = dS[query][key] from sS[key][query]: transposed ldmatrix
+                    ldsm_x4_t(a, sS + (kc * 16 + (lane & 7) + ((lane >> 4) << 3)) * (TILE + 8) + warp * 16 +
+                                     ((lane >> 3) & 1) * 8);
+#pragma unroll
+                    for (int np = 0; np < 4; np++) {
+                        uint32_t bb[4];
+                        ldsm_x4_t(bb, sK + (kc * 16 + (lane & 15)) * LDS + half * 64 + np * 16 + (lane >> 4) * 8);
+                        mma16816(qa[2 * np], a, bb[0], bb[1]);
+                        mma16816(qa[2 * np + 1], a, bb[2], bb[3]);
+                    }
+                }
+#pragma unroll
+                for (int r = 0; r < 2; r++) {
+                    int row = q0 + warp * 16 + g + r * 8;
+                    if (row < S) {
+#pragma unroll
+                        for (int x = 0; x < 8; x++)
+                            atomicAdd((float2 *)(dqg + (int64_t)row * ldq + half * 64 + x * 8 + t4 * 2),
+                                      make_float2(qa[x][2 * r], qa[x][2 * r + 1]));
+                    }
+                }
+            }
+        }
     }
 #undef DKDV_PREFETCH
 
-    // Each warp reads only its own 16 rows of sK/sV: stage its dK/dV there, then write 16-byte rows.
+    // Each warp reads only its own 16 rows of sK/sV (except the ATOMIC dQ product, which reads all of sK:
+    // wait for it): stage its dK/dV there, then write 16-byte rows.
+    if (ATOMIC) __syncthreads();
     bf16 *stk = sK + warp * 16 * LDS, *stv = sV + warp * 16 * LDS;
     __syncwarp();
 #pragma unroll
@@ -640,8 +697,6 @@ typedef struct {
 #define LIST_CACHE 8
 static TileLists g_lists[LIST_CACHE];
 static unsigned long long g_use_clock;
-static float *g_delta;
-static size_t g_delta_cap;  // elements
 
 static int same_mask(const lg_attn *a, const lg_attn *b) {
     if (a->kind != b->kind) return 0;
@@ -785,18 +840,58 @@ static MaskP mask_params(const lg_attn *a, int KVH) {
 
 static size_t smem_fwd(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
 static size_t smem_dq(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
-static size_t smem_dkdv(int D) { return (size_t)6 * TILE * (D + 8) * sizeof(bf16) + 4 * TILE * sizeof(float); }
+static size_t smem_dkdv(int D, bool atomic) {
+    return (size_t)6 * TILE * (D + 8) * sizeof(bf16) + 4 * TILE * sizeof(float) +
+           (atomic ? (size_t)TILE * (TILE + 8) * sizeof(bf16) : 0);
+}
+
+// Forward build: 2 resident CTAs per SM (no register cap) by default: measured faster on the H100 than the
+// 3-CTA build, whose 168-register cap spills (bench/results/attention.md).
+static int g_fwd_blocks = 2;
+extern "C" void lg_cuda_attention_tune(int fwd_blocks_per_sm) { g_fwd_blocks = fwd_blocks_per_sm == 3 ? 3 : 2; }
+
+template <typename K>
+static void raise_smem(K kernel, size_t bytes) {
+    cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
 
 static void set_smem_limits(void) {
     static int done;
     if (done) return;
-    cudaCheck(cudaFuncSetAttribute(attn_fwd_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_fwd(64)));
-    cudaCheck(cudaFuncSetAttribute(attn_fwd_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_fwd(128)));
-    cudaCheck(cudaFuncSetAttribute(attn_bwd_dq_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dq(64)));
-    cudaCheck(cudaFuncSetAttribute(attn_bwd_dq_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dq(128)));
-    cudaCheck(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<64>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dkdv(64)));
-    cudaCheck(cudaFuncSetAttribute(attn_bwd_dkdv_kernel<128>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem_dkdv(128)));
+    raise_smem(attn_fwd_kernel<64, 2>, smem_fwd(64));
+    raise_smem(attn_fwd_kernel<64, 3>, smem_fwd(64));
+    raise_smem(attn_fwd_kernel<128, 2>, smem_fwd(128));
+    raise_smem(attn_fwd_kernel<128, 3>, smem_fwd(128));
+    raise_smem(attn_bwd_dq_kernel<64>, smem_dq(64));
+    raise_smem(attn_bwd_dq_kernel<128>, smem_dq(128));
+    raise_smem(attn_bwd_dkdv_kernel<64, false>, smem_dkdv(64, false));
+    raise_smem(attn_bwd_dkdv_kernel<64, true>, smem_dkdv(64, true));
+    raise_smem(attn_bwd_dkdv_kernel<128, false>, smem_dkdv(128, false));
+    raise_smem(attn_bwd_dkdv_kernel<128, true>, smem_dkdv(128, true));
     done = 1;
+}
+
+// Growable device workspace (the backward's delta and, for the atomic path, the fp32 dQ accumulator).
+static void *g_ws[2];
+static size_t g_ws_cap[2];
+static void *workspace(int which, size_t bytes) {
+    if (bytes > g_ws_cap[which]) {
+        if (g_ws[which]) cudaCheck(cudaFree(g_ws[which]));  // cudaFree waits for kernels still using it
+        cudaCheck(cudaMalloc(&g_ws[which], bytes));
+        g_ws_cap[which] = bytes;
+    }
+    return g_ws[which];
+}
+
+template <int D, int MINB>
+static void launch_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H, int KVH,
+                       const MaskP &m, const TileLists *L, cudaStream_t stream) {
+    const float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
+    dim3 grid(L->nqt, H, B);
+    attn_fwd_kernel<D, MINB><<<grid, NTHREADS, smem_fwd(D), stream>>>(
+        (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off, L->tiles,
+        L->nqt);
+    cudaCheckLaunch("attn_fwd_kernel");
 }
 
 extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S,
@@ -805,66 +900,66 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
     set_smem_limits();
     const TileLists *L = get_lists(mask, KVH, S);
     MaskP m = mask_params(mask, KVH);
-    float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
-    dim3 grid(L->nqt, H, B);
-    if (D == 128)
-        attn_fwd_kernel<128><<<grid, NTHREADS, smem_fwd(128), stream>>>(
-            (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off,
-            L->tiles, L->nqt);
-    else
-        attn_fwd_kernel<64><<<grid, NTHREADS, smem_fwd(64), stream>>>(
-            (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off,
-            L->tiles, L->nqt);
-    cudaCheckLaunch("attn_fwd_kernel");
+    if (D == 128) {
+        if (g_fwd_blocks == 3) launch_fwd<128, 3>(out, lse, q, k, v, B, S, H, KVH, m, L, stream);
+        else launch_fwd<128, 2>(out, lse, q, k, v, B, S, H, KVH, m, L, stream);
+    } else {
+        if (g_fwd_blocks == 3) launch_fwd<64, 3>(out, lse, q, k, v, B, S, H, KVH, m, L, stream);
+        else launch_fwd<64, 2>(out, lse, q, k, v, B, S, H, KVH, m, L, stream);
+    }
+}
+
+template <int D>
+static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k, const void *v,
+                       const void *out, const float *lse, int B, int S, int H, int KVH, const MaskP &m,
+                       const TileLists *L, int deterministic, cudaStream_t stream) {
+    const double sc = 1.0 / sqrt((double)D);
+    const float scale = (float)sc, scale_log2 = (float)sc * LOG2E;
+    const int64_t rows = (int64_t)B * S * H;
+    float *delta = (float *)workspace(0, sizeof(float) * (size_t)rows);
+    attn_delta_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(delta, (const bf16 *)dout, (const bf16 *)out,
+                                                                         rows, S, H);
+    cudaCheckLaunch("attn_delta_kernel");
+    dim3 gkv(L->nqt, KVH, B), gq(L->nqt, H, B);
+    if (deterministic) {
+        attn_bwd_dkdv_kernel<D, false><<<gkv, NTHREADS, smem_dkdv(D, false), stream>>>(
+            (bf16 *)dk, (bf16 *)dv, NULL, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse,
+            delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+        cudaCheckLaunch("attn_bwd_dkdv_kernel");
+        attn_bwd_dq_kernel<D><<<gq, NTHREADS, smem_dq(D), stream>>>(
+            (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H, KVH,
+            scale, scale_log2, m, L->off, L->tiles, L->nqt);
+        cudaCheckLaunch("attn_bwd_dq_kernel");
+    } else {
+        const size_t nq = (size_t)rows * D;
+        float *acc = (float *)workspace(1, sizeof(float) * nq);
+        cudaCheck(cudaMemsetAsync(acc, 0, sizeof(float) * nq, stream));
+        attn_bwd_dkdv_kernel<D, true><<<gkv, NTHREADS, smem_dkdv(D, true), stream>>>(
+            (bf16 *)dk, (bf16 *)dv, acc, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse,
+            delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+        cudaCheckLaunch("attn_bwd_dkdv_kernel (atomic dq)");
+        const int64_t n4 = (int64_t)(nq / 4);
+        attn_dq_convert_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>((bf16 *)dq, acc, n4, scale);
+        cudaCheckLaunch("attn_dq_convert_kernel");
+    }
 }
 
 extern "C" void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
                                       const void *v, const void *out, const float *lse, int B, int S, int H, int KVH,
                                       int D, const lg_attn *mask, int deterministic, cudaStream_t stream) {
-    (void)deterministic;  // the only path is atomic-free, hence deterministic
     check_args("attention_bwd", B, S, H, KVH, D, mask);
     set_smem_limits();
     const TileLists *L = get_lists(mask, KVH, S);
     MaskP m = mask_params(mask, KVH);
-    const double sc = 1.0 / sqrt((double)D);
-    const float scale = (float)sc, scale_log2 = (float)sc * LOG2E;
-    const int64_t rows = (int64_t)B * S * H;
-    if ((size_t)rows > g_delta_cap) {
-        if (g_delta) cudaCheck(cudaFree(g_delta));
-        cudaCheck(cudaMalloc((void **)&g_delta, sizeof(float) * (size_t)rows));
-        g_delta_cap = (size_t)rows;
-    }
-    unsigned nblk = (unsigned)((rows + 7) / 8);
-    if (D == 128)
-        attn_delta_kernel<128><<<nblk, 256, 0, stream>>>(g_delta, (const bf16 *)dout, (const bf16 *)out, rows, S, H);
-    else
-        attn_delta_kernel<64><<<nblk, 256, 0, stream>>>(g_delta, (const bf16 *)dout, (const bf16 *)out, rows, S, H);
-    cudaCheckLaunch("attn_delta_kernel");
-    dim3 gkv(L->nqt, KVH, B), gq(L->nqt, H, B);
-    if (D == 128) {
-        attn_bwd_dkdv_kernel<128><<<gkv, NTHREADS, smem_dkdv(128), stream>>>(
-            (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta,
-            S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
-        cudaCheckLaunch("attn_bwd_dkdv_kernel");
-        attn_bwd_dq_kernel<128><<<gq, NTHREADS, smem_dq(128), stream>>>(
-            (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta, S, H, KVH,
-            scale, scale_log2, m, L->off, L->tiles, L->nqt);
-        cudaCheckLaunch("attn_bwd_dq_kernel");
-    } else {
-        attn_bwd_dkdv_kernel<64><<<gkv, NTHREADS, smem_dkdv(64), stream>>>(
-            (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta,
-            S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
-        cudaCheckLaunch("attn_bwd_dkdv_kernel");
-        attn_bwd_dq_kernel<64><<<gq, NTHREADS, smem_dq(64), stream>>>(
-            (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, g_delta, S, H, KVH,
-            scale, scale_log2, m, L->off, L->tiles, L->nqt);
-        cudaCheckLaunch("attn_bwd_dq_kernel");
-    }
+    if (D == 128) launch_bwd<128>(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, m, L, deterministic, stream);
+    else launch_bwd<64>(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, m, L, deterministic, stream);
 }
 
 extern "C" void lg_cuda_attention_release(void) {
     for (int i = 0; i < LIST_CACHE; i++) free_lists(&g_lists[i]);
-    if (g_delta) cudaCheck(cudaFree(g_delta));
-    g_delta = NULL;
-    g_delta_cap = 0;
+    for (int i = 0; i < 2; i++) {
+        if (g_ws[i]) cudaCheck(cudaFree(g_ws[i]));
+        g_ws[i] = NULL;
+        g_ws_cap[i] = 0;
+    }
 }

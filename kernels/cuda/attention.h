@@ -20,11 +20,16 @@ void lg_cuda_attention_fwd(void *out, float *lse, const void *q, const void *k, 
 
 // dq (B,S,H,D), dk, dv (B,S,KVH,D) written (=). Needs out and lse of the forward.
 // deterministic != 0: no atomics anywhere; two runs give bit-identical gradients (dK/dV per key tile over its
-// query tiles in ascending order, dQ by a separate pass over each query tile's key tiles). deterministic == 0
-// currently takes the same path (it is already atomic-free); the flag is kept for a faster atomic dQ later.
+// query tiles in ascending order, dQ by a separate pass over each query tile's key tiles: 7 matrix products
+// per tile pair). deterministic == 0: dQ is accumulated inside the dK/dV pass with fp32 atomics (5 products;
+// faster, but the summation order of dQ varies from run to run). Uses a device workspace of B*S*H*4 bytes
+// (plus B*S*H*D*4 for the atomic path), kept between calls.
 void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k, const void *v,
                            const void *out, const float *lse, int B, int S, int H, int KVH, int D, const lg_attn *mask,
                            int deterministic, cudaStream_t stream);
+
+// For benchmarks: which forward build runs, 2 (default) or 3 resident CTAs per SM (registers capped at 168).
+void lg_cuda_attention_tune(int fwd_blocks_per_sm);
 
 // Frees the cached tile lists and the backward workspace (they are rebuilt on the next call).
 void lg_cuda_attention_release(void);

@@ -5,7 +5,8 @@
 // Asserts: ||x - ref|| / ||ref|| < 2e-2 for out, lse, dq, dk, dv (the kernels round P and dS to bf16 for the
 // tensor cores and round the outputs to bf16, unit roundoff 2^-9 = 2e-3 each; 2e-2 leaves 10x for the sums);
 // no NaN anywhere (outputs are poisoned with NaN bytes before every call, so an unwritten element fails);
-// two backward runs are bit-identical (deterministic mode).
+// two backward runs are bit-identical (deterministic mode). Both forward builds and both backward modes
+// (deterministic, atomic dQ) are checked.
 // Usage: gpu_test_attention [max_S]   (max_S limits the cases, for compute-sanitizer runs). Exit 77 without a GPU.
 #include <math.h>
 #include <stdint.h>
@@ -165,55 +166,64 @@ static int run_case(const Case *c) {
     cudaCheck(cudaMemcpy(dv_, hv, 2 * nk, cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(dg_, hg, 2 * nq, cudaMemcpyHostToDevice));
 
-    // poison (0xFF bytes: NaN in bf16 and fp32), then run
-    cudaCheck(cudaMemset(dout, 0xFF, 2 * nq));
-    cudaCheck(cudaMemset(dlse, 0xFF, 4 * nl));
-    lg_cuda_attention_fwd(dout, dlse, dq_, dk_, dv_, B, S, H, KVH, D, &c->mask, 0);
-    cudaCheck(cudaDeviceSynchronize());
-    uint16_t *go[2][3];
-    for (int rep = 0; rep < 2; rep++) {
-        cudaCheck(cudaMemset(ddq, 0xFF, 2 * nq));
-        cudaCheck(cudaMemset(ddk, 0xFF, 2 * nk));
-        cudaCheck(cudaMemset(ddv, 0xFF, 2 * nk));
-        lg_cuda_attention_bwd(ddq, ddk, ddv, dg_, dq_, dk_, dv_, dout, dlse, B, S, H, KVH, D, &c->mask, 1, 0);
-        cudaCheck(cudaDeviceSynchronize());
-        go[rep][0] = (uint16_t *)xmalloc(2 * nq);
-        go[rep][1] = (uint16_t *)xmalloc(2 * nk);
-        go[rep][2] = (uint16_t *)xmalloc(2 * nk);
-        cudaCheck(cudaMemcpy(go[rep][0], ddq, 2 * nq, cudaMemcpyDeviceToHost));
-        cudaCheck(cudaMemcpy(go[rep][1], ddk, 2 * nk, cudaMemcpyDeviceToHost));
-        cudaCheck(cudaMemcpy(go[rep][2], ddv, 2 * nk, cudaMemcpyDeviceToHost));
-    }
-    uint16_t *ho = (uint16_t *)xmalloc(2 * nq);
-    float *hl = (float *)xmalloc(4 * nl);
-    cudaCheck(cudaMemcpy(ho, dout, 2 * nq, cudaMemcpyDeviceToHost));
-    cudaCheck(cudaMemcpy(hl, dlse, 4 * nl, cudaMemcpyDeviceToHost));
-
     double *ro = (double *)xmalloc(8 * nq), *rl = (double *)xmalloc(8 * nl), *rdq = (double *)xmalloc(8 * nq),
            *rdk = (double *)xmalloc(8 * nk), *rdv = (double *)xmalloc(8 * nk);
     reference(c, rq, rk, rv, rg, ro, rl, rdq, rdk, rdv);
 
+    // Two configurations: (forward build with 3 CTAs/SM, deterministic backward run twice: bit-compare) and
+    // (forward build with 2 CTAs/SM, atomic-dQ backward).
+    uint16_t *go[2][3];
+    for (int rep = 0; rep < 2; rep++) {
+        go[rep][0] = (uint16_t *)xmalloc(2 * nq);
+        go[rep][1] = (uint16_t *)xmalloc(2 * nk);
+        go[rep][2] = (uint16_t *)xmalloc(2 * nk);
+    }
+    uint16_t *ho = (uint16_t *)xmalloc(2 * nq);
+    float *hl = (float *)xmalloc(4 * nl);
     float *f = (float *)xmalloc(4 * (nq > nk ? nq : nk));
-    size_t nan_o, nan_l, nan_q, nan_k, nan_v;
-    bf_to_float(f, ho, nq);
-    double e_o = rel_err(f, ro, nq, &nan_o);
-    double e_l = rel_err(hl, rl, nl, &nan_l);
-    bf_to_float(f, go[0][0], nq);
-    double e_q = rel_err(f, rdq, nq, &nan_q);
-    bf_to_float(f, go[0][1], nk);
-    double e_k = rel_err(f, rdk, nk, &nan_k);
-    bf_to_float(f, go[0][2], nk);
-    double e_v = rel_err(f, rdv, nk, &nan_v);
-    int same = !memcmp(go[0][0], go[1][0], 2 * nq) && !memcmp(go[0][1], go[1][1], 2 * nk) &&
-               !memcmp(go[0][2], go[1][2], 2 * nk);
-    const double tol = 2e-2;
-    int ok = e_o < tol && e_l < tol && e_q < tol && e_k < tol && e_v < tol && !(nan_o + nan_l + nan_q + nan_k + nan_v) &&
-             same;
-    printf("%-4s %-40s B=%d S=%-5d H=%d KVH=%d D=%-3d rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e  nan %zu  "
-           "bitwise-repeat %s\n",
-           ok ? "ok" : "FAIL", desc, B, S, H, KVH, D, e_o, e_l, e_q, e_k, e_v, nan_o + nan_l + nan_q + nan_k + nan_v,
-           same ? "yes" : "NO");
+    int ok_all = 1;
+    for (int cfg = 0; cfg < 2; cfg++) {
+        const int det = cfg == 0, nrep = det ? 2 : 1;
+        lg_cuda_attention_tune(det ? 3 : 2);
+        // poison (0xFF bytes: NaN in bf16 and fp32), then run
+        cudaCheck(cudaMemset(dout, 0xFF, 2 * nq));
+        cudaCheck(cudaMemset(dlse, 0xFF, 4 * nl));
+        lg_cuda_attention_fwd(dout, dlse, dq_, dk_, dv_, B, S, H, KVH, D, &c->mask, 0);
+        cudaCheck(cudaDeviceSynchronize());
+        for (int rep = 0; rep < nrep; rep++) {
+            cudaCheck(cudaMemset(ddq, 0xFF, 2 * nq));
+            cudaCheck(cudaMemset(ddk, 0xFF, 2 * nk));
+            cudaCheck(cudaMemset(ddv, 0xFF, 2 * nk));
+            lg_cuda_attention_bwd(ddq, ddk, ddv, dg_, dq_, dk_, dv_, dout, dlse, B, S, H, KVH, D, &c->mask, det, 0);
+            cudaCheck(cudaDeviceSynchronize());
+            cudaCheck(cudaMemcpy(go[rep][0], ddq, 2 * nq, cudaMemcpyDeviceToHost));
+            cudaCheck(cudaMemcpy(go[rep][1], ddk, 2 * nk, cudaMemcpyDeviceToHost));
+            cudaCheck(cudaMemcpy(go[rep][2], ddv, 2 * nk, cudaMemcpyDeviceToHost));
+        }
+        cudaCheck(cudaMemcpy(ho, dout, 2 * nq, cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(hl, dlse, 4 * nl, cudaMemcpyDeviceToHost));
 
+        size_t nan_o, nan_l, nan_q, nan_k, nan_v;
+        bf_to_float(f, ho, nq);
+        double e_o = rel_err(f, ro, nq, &nan_o);
+        double e_l = rel_err(hl, rl, nl, &nan_l);
+        bf_to_float(f, go[0][0], nq);
+        double e_q = rel_err(f, rdq, nq, &nan_q);
+        bf_to_float(f, go[0][1], nk);
+        double e_k = rel_err(f, rdk, nk, &nan_k);
+        bf_to_float(f, go[0][2], nk);
+        double e_v = rel_err(f, rdv, nk, &nan_v);
+        int same = !det || (!memcmp(go[0][0], go[1][0], 2 * nq) && !memcmp(go[0][1], go[1][1], 2 * nk) &&
+                            !memcmp(go[0][2], go[1][2], 2 * nk));
+        const double tol = 2e-2;
+        size_t nans = nan_o + nan_l + nan_q + nan_k + nan_v;
+        int ok = e_o < tol && e_l < tol && e_q < tol && e_k < tol && e_v < tol && !nans && same;
+        ok_all &= ok;
+        printf("%-4s %-41s B=%d S=%-5d H=%d KVH=%d D=%-3d %s: rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e  "
+               "nan %zu%s\n",
+               ok ? "ok" : "FAIL", desc, B, S, H, KVH, D, det ? "fwd3+det   " : "fwd2+atomic", e_o, e_l, e_q, e_k, e_v,
+               nans, det ? (same ? "  bitwise-repeat yes" : "  bitwise-repeat NO") : "");
+    }
     for (int rep = 0; rep < 2; rep++)
         for (int i = 0; i < 3; i++) free(go[rep][i]);
     free(hq), free(hk), free(hv), free(hg), free(rq), free(rk), free(rv), free(rg), free(ho), free(hl), free(ro);
@@ -227,7 +237,7 @@ static int run_case(const Case *c) {
     cudaCheck(cudaFree(ddk));
     cudaCheck(cudaFree(ddv));
     cudaCheck(cudaFree(dlse));
-    return ok;
+    return ok_all;
 }
 
 int main(int argc, char **argv) {
