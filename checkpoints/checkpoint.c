@@ -659,7 +659,13 @@ void lg_ckpt_check_config(const char *dir, const lg_config *c) {
     char *errs = lg_malloc(cap);
     errs[0] = 0;
     for (int i = 0; i < nn; i++) {
-        if (!strcmp(b[i].sec, "checkpoint") && !strcmp(b[i].key, "resume")) continue;
+        // where things go may differ (--resume from another run directory); what is trained may not
+        static const char *paths[] = {"run.out_dir", "checkpoint.dir", "checkpoint.resume", "export.dir"};
+        char full[128];
+        snprintf(full, sizeof full, "%s.%s", b[i].sec, b[i].key);
+        int skip = 0;
+        for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) skip |= !strcmp(full, paths[k]);
+        if (skip) continue;
         const ini_kv *old = NULL;
         for (int k = 0; k < ns && !old; k++)
             if (!strcmp(a[k].sec, b[i].sec) && !strcmp(a[k].key, b[i].key)) old = &a[k];
