@@ -136,9 +136,13 @@ static void gemm(const prob_t *q, const void *A, const void *B, void *D, float b
     plan_t *p = plan_get(q, beta != 0.0f, align);
     const float alpha = 1.0f;
     if (p->lt) {
-        cublasCheck(cublasLtMatmul(g_lt, p->desc, &alpha, A, p->la, B, p->lb, &beta, D, p->lc, D, p->lc, &p->algo, g_ws,
-                                   WORKSPACE, LG_CU_STREAM));
-        return;
+        cublasStatus_t st = cublasLtMatmul(g_lt, p->desc, &alpha, A, p->la, B, p->lb, &beta, D, p->lc, D, p->lc,
+                                           &p->algo, g_ws, WORKSPACE, LG_CU_STREAM);
+        if (st != CUBLAS_STATUS_NOT_SUPPORTED) {
+            cublasCheck(st);
+            return;
+        }
+        p->lt = 0;  // the heuristic's choice refused this shape: use cublasGemmEx for it from now on
     }
     if (!g_blas) {
         cublasCheck(cublasCreate(&g_blas));
