@@ -521,6 +521,7 @@ int main(int argc, char **argv) {
 
     test_embedding(small ? 200 : 1500, 96, 50);
     test_embedding(37, 36, 11);  // C not a multiple of 8: scalar paths
+    test_embedding(small ? 3000 : 20000, 64, 500);  // > 2048 keys: the sort's global passes; runs > 128 entries
     test_rmsnorm(small ? 33 : 300, 4096);
     test_rmsnorm(17, 36);
     test_rmsnorm(5, 8192);
