@@ -23,8 +23,8 @@ command -v mpirun >/dev/null || { echo "mpirun.sh: mpirun not found (apt-get ins
 
 # Each rank runs OpenMP threads for its host work: share the cores, and do not pin a rank to one core.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( $(nproc) / NP > 0 ? $(nproc) / NP : 1 ))}"
-EXTRA=(--bind-to none -x OMP_NUM_THREADS -x LD_LIBRARY_PATH -x PATH)
-for v in NCCL_DEBUG NCCL_SOCKET_IFNAME NCCL_IB_HCA LG_NCCL_TIMEOUT_S CUDA_VISIBLE_DEVICES HDF5_USE_FILE_LOCKING; do
+EXTRA=(--bind-to none -x OMP_NUM_THREADS -x PATH)
+for v in LD_LIBRARY_PATH NCCL_DEBUG NCCL_SOCKET_IFNAME NCCL_IB_HCA LG_NCCL_TIMEOUT_S CUDA_VISIBLE_DEVICES HDF5_USE_FILE_LOCKING; do
   [ -n "${!v:-}" ] && EXTRA+=(-x "$v")
 done
 [ "$(id -u)" = 0 ] && EXTRA+=(--allow-run-as-root)

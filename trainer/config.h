@@ -58,6 +58,7 @@ typedef struct {
     uint64_t seed;
     int steps;                     // optimizer steps
     int log_every;
+    int eval_every, eval_seqs;     // validation on data.val
     int deterministic;
     int threads;                   // OpenMP threads for the CPU backend; 0 = all
     lg_model_cfg model;

@@ -14,7 +14,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lgtrain --config FILE.ini [--set section.key=value ...] [--resume DIR] [--print-config]\n"
+            "usage: lgtrain --config FILE.ini [--set section.key=value ...] [--resume DIR] [--print-config | --plan | --eval]\n"
             "       mpirun -np N lgtrain ...   (data parallel: one rank per GPU, or CPU ranks)\n"
             "  --config FILE       run configuration (see configs/README.md for every key)\n"
             "  --set s.k=v         override one key (repeatable), e.g. --set optim.lr=1e-4\n"
@@ -24,6 +24,7 @@ static void usage(FILE *f) {
             "  --print-config      print the fully resolved configuration and exit\n"
             "  --plan [--world N]  print memory per rank and FLOPs per step for N ranks (default 1 or the\n"
             "                      mpirun world); exit 1 if it does not fit memory.device_gib\n"
+            "  --eval              validation loss of the starting model (run.init_from) on data.val, no training\n"
             "  -h, --help          this text\n");
 }
 
@@ -32,7 +33,7 @@ int main(int argc, char **argv) {
     lg_dist *d = lg_dist_init(&argc, &argv);  // before anything can fail: a failing rank must abort the job
     const char *cfg_path = NULL;
     char *resume_set = NULL;
-    int print = 0, plan = 0, plan_world = 0, n_set = 0;
+    int print = 0, plan = 0, plan_world = 0, eval = 0, n_set = 0;
     char **sets = lg_calloc((size_t)argc, sizeof(char *));
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg_path = argv[++i];
@@ -47,6 +48,7 @@ int main(int argc, char **argv) {
         }
         else if (!strcmp(argv[i], "--print-config")) print = 1;
         else if (!strcmp(argv[i], "--plan")) plan = 1;
+        else if (!strcmp(argv[i], "--eval")) eval = 1;
         else if (!strcmp(argv[i], "--world") && i + 1 < argc) plan_world = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); lg_dist_finalize(d); return 0; }
         else { usage(stderr); lg_die("unknown argument '%s'", argv[i]); }
@@ -71,7 +73,7 @@ int main(int argc, char **argv) {
         return prc;
     }
     if (c.threads > 0) omp_set_num_threads(c.threads);
-    int rc = lg_train(&c, d);
+    int rc = eval ? lg_train_eval_only(&c, d) : lg_train(&c, d);
     lg_dist_finalize(d);
     free(sets);
     free(resume_set);

@@ -18,7 +18,10 @@
 #include <unistd.h>
 
 #include "../checkpoints/checkpoint.h"
+#include "../checkpoints/gguf_export.h"
 #include "../checkpoints/hf_export.h"
+#include "eval.h"
+#include "rope.h"
 #include "../checkpoints/hf_import.h"
 #include "batch.h"
 #include "model.h"
@@ -140,6 +143,41 @@ static char *pick_resume(lg_dist *d, const lg_config *c) {
     return lg_strdup(c->resume);
 }
 
+// Validation loss over the first run.eval_seqs sequences of spec, summed over ranks; logged to stdout and
+// (rank 0) to the JSONL log. Returns the mean loss.
+static double validate(lg_dist *d, const lg_config *c, lg_model *M, const char *spec, int64_t step, FILE *logf) {
+    double t0 = lg_now_seconds(), sum = 0;
+    int64_t n = 0;
+    lg_eval(M, c, spec, c->eval_seqs, d->rank, d->world, &sum, &n);
+    // Collectives first, on every rank in the same order; only then the rank-0-only output.
+    double total_sum = lg_dist_sum_f64(d, sum), total_n = lg_dist_sum_f64(d, (double)n);
+    double loss = total_sum / total_n;
+    lg_info("val   %5lld/%d | loss %.4f | ppl %.2f | %.0f tokens of %s | %.1fs", (long long)step, c->steps, loss,
+            exp(loss), total_n, spec, lg_now_seconds() - t0);
+    if (logf) {
+        fprintf(logf, "{\"step\": %lld, \"val_loss\": %.17g, \"val_tokens\": %.0f}\n", (long long)step, loss, total_n);
+        fflush(logf);
+    }
+    return loss;
+}
+
+// GGUF next to the HF export (<export dir>.gguf), with the tokenizer.model of export.tokenizer_dir or init_from.
+static void export_gguf(const lg_config *c, lg_model *M) {
+    const char *dirs[] = {c->tokenizer_dir, strcmp(c->init_from, "random") ? c->init_from : ""};
+    char *tok = NULL;
+    for (int i = 0; i < 2 && !tok; i++) {
+        if (!dirs[i][0]) continue;
+        char *p = lg_path_join(dirs[i], "tokenizer.model");
+        if (lg_file_exists(p)) tok = p;
+        else free(p);
+    }
+    char path[LG_PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s.gguf", c->export_dir);
+    lg_info("exporting GGUF to %s (%s)", path, c->export_dtype);
+    lg_gguf_export(path, c, &M->pt, M->master, tok, c->export_dtype);
+    free(tok);
+}
+
 int lg_train(const lg_config *c, lg_dist *d) {
     const int rank = d->rank, world = d->world;
     if (!strcmp(c->device, "cuda")) lg_dist_select_device(d);
@@ -244,6 +282,7 @@ int lg_train(const lg_config *c, lg_dist *d) {
     double lr = st.lr, t_start = lg_now_seconds();
     int rc = 0, stopped = 0;
     if (step0 >= c->steps) lg_info("the checkpoint is at step %lld >= run.steps = %d: nothing to train", (long long)step0, c->steps);
+    if (c->data_val[0] && step0 < c->steps) validate(d, c, &M, c->data_val, step0, logf);
     for (int64_t step = step0 + 1; step <= c->steps; step++) {
         double t0 = lg_now_seconds();
         lg_model_zero_grad(&M);
@@ -300,6 +339,8 @@ int lg_train(const lg_config *c, lg_dist *d) {
             fflush(logf);
         }
 
+        if (c->data_val[0] && ((c->eval_every > 0 && step % c->eval_every == 0) || step == c->steps))
+            validate(d, c, &M, c->data_val, step, logf);
         if (hook_at("LG_TEST_SIGNAL_AT", step, rank)) raise(SIGTERM);
         // every rank learns of a signal that reached any of them, so all stop after the same step
         int stop = lg_dist_any(d, g_stop_signal != 0);
@@ -321,6 +362,10 @@ int lg_train(const lg_config *c, lg_dist *d) {
         lg_model_master_to_host(&M);
         lg_hf_export(c->export_dir, c, &M.pt, M.master, src, c->export_dtype);
     }
+    if (rc == 0 && !stopped && c->export_gguf && rank == 0) {
+        lg_model_master_to_host(&M);
+        export_gguf(c, &M);
+    }
     lg_dist_barrier(d);
     lg_info("done: log %s", log_path);
     free(seq); free(tok); free(tgt); free(log_path); free(cfg_path); free(resume);
@@ -328,4 +373,23 @@ int lg_train(const lg_config *c, lg_dist *d) {
     lg_adamw_free(&opt);
     lg_model_free(&M);
     return rc;
+}
+
+int lg_train_eval_only(const lg_config *c, lg_dist *d) {
+    const lg_ops *ops = pick_backend(c);
+    lg_model M;
+    lg_model_init(&M, c, ops, c->micro_batch, c->seq_len);
+    if (!strcmp(c->init_from, "random")) lg_params_init_random(&M.pt, M.master, &c->model, c->seed);
+    else lg_hf_import(c->init_from, &M.pt, M.master);
+    lg_model_master_from_host(&M);
+    lg_model_sync_weights(&M);
+    char lay[64];
+    int n_full = 0;
+    for (int l = 0; l < c->model.n_layers; l++) n_full += c->layout.layer[l].kind == LG_ATTN_FULL;
+    snprintf(lay, sizeof lay, "%d of %d layers full", n_full, c->model.n_layers);
+    lg_info("evaluating %s (%s, RoPE theta %g, scaling %s) at seq_len %d", c->init_from, lay, c->rope.theta,
+            lg_rope_type_name(c->rope.type), c->seq_len);
+    validate(d, c, &M, c->data_val[0] ? c->data_val : c->data_train, 0, NULL);
+    lg_model_free(&M);
+    return 0;
 }

@@ -42,7 +42,8 @@ def train(np_, out, *sets, env=None, check=True, extra=()):
 
 def log(out, key="loss"):
     with open(os.path.join(out, "train_log.jsonl")) as f:
-        return [json.loads(line)[key] for line in f if line.strip()]
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [r[key] for r in rows if key in r]  # step lines carry "loss", validation lines "val_loss"
 
 
 def maxdiff(a, b):

@@ -18,7 +18,7 @@ def run(args, check=True, **kw):
 
 def read_log(run_dir):
     with open(os.path.join(run_dir, "train_log.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [r for r in (json.loads(line) for line in f if line.strip()) if "loss" in r]  # step lines only
 
 
 class Checks:

@@ -52,6 +52,14 @@ with tempfile.TemporaryDirectory() as d:
     eg = max(abs(a - b) / b for a, b in zip(g1, g3))
     C.check(eg < 1e-5, f"global grad norm (clip input) np=3 vs np=1: max rel diff {eg:.2e} (< 1e-5)")
 
+    # validation (data.val) on 1 and 3 ranks: the same loss, and no rank-0-only collective (that would hang)
+    v1, v3 = os.path.join(d, "val1"), os.path.join(d, "val3")
+    for np_, out in ((1, v1), (3, v3)):
+        train(np_, out, "run.steps=4", "data.val=synthetic", "run.eval_seqs=5", "run.eval_every=2")
+    a, b = log(v1, "val_loss"), log(v3, "val_loss")
+    C.check(len(a) == len(b) == 3 and maxdiff(a, b) < 1e-6,
+            f"validation before step 1, at 2 and 4 on 1 and 3 ranks (5 sequences split 2/2/1): {a} vs {b}")
+
     w1 = load_file(os.path.join(ckpt(runs[1]), "model.safetensors"))
     w3 = load_file(os.path.join(ckpt(runs[3]), "model.safetensors"))
     ew = max(float(np.abs(w1[k] - w3[k]).max()) for k in w1)
