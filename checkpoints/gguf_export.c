@@ -76,6 +76,17 @@ static void unpermute_rows(const float *src, float *dst, int heads, int D, int64
 
 static int type_bytes(int ggml) { return ggml == GGML_F32 ? 4 : 2; }
 
+char *lg_gguf_find_tokenizer(const lg_config *c) {
+    const char *dirs[] = {c->tokenizer_dir, strcmp(c->init_from, "random") ? c->init_from : ""};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i][0]) continue;
+        char *p = lg_path_join(dirs[i], "tokenizer.model");
+        if (lg_file_exists(p)) return p;
+        free(p);
+    }
+    return NULL;
+}
+
 void lg_gguf_export(const char *path, const lg_config *c, const lg_param_table *t, const float *master,
                     const char *tokenizer_model, const char *dtype) {
     const lg_model_cfg *m = &c->model;

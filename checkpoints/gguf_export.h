@@ -11,3 +11,6 @@
 // Written to "<path>.tmp" and renamed; an existing file is replaced only if it is a GGUF written by lgtrain.
 void lg_gguf_export(const char *path, const lg_config *c, const lg_param_table *t, const float *master,
                     const char *tokenizer_model, const char *dtype);
+// tokenizer.model of export.tokenizer_dir, else of the init_from directory; NULL when neither has one.
+// Caller frees.
+char *lg_gguf_find_tokenizer(const lg_config *c);

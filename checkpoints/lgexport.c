@@ -1,5 +1,6 @@
 // lgexport: turn a training checkpoint into a HuggingFace directory, at any time, without the trainer.
-//   lgexport <checkpoint dir | run dir | checkpoints dir> --format hf [--out DIR] [--dtype bf16|f16|f32]
+//   lgexport <checkpoint dir | run dir | checkpoints dir> --format hf|gguf [--out PATH] [--dtype bf16|f16|f32]
+//            [--tokenizer tokenizer.model]
 // A run dir or a checkpoints dir means its newest usable checkpoint. The checkpoint is verified (sizes and
 // CRC-32 of every file) before anything is written; the export is written to "<out>.tmp" and renamed.
 #include <stdio.h>
@@ -11,16 +12,19 @@
 #include "../trainer/params.h"
 #include "../trainer/util.h"
 #include "checkpoint.h"
+#include "gguf_export.h"
 #include "hf_export.h"
 #include "safetensors.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: lgexport CHECKPOINT --format hf [--out DIR] [--dtype bf16|f16|f32]\n"
+            "usage: lgexport CHECKPOINT --format hf|gguf [--out PATH] [--dtype bf16|f16|f32] [--tokenizer FILE]\n"
             "  CHECKPOINT       a step-NNNNNN checkpoint directory, or a run directory / checkpoints directory\n"
             "                   (its newest usable checkpoint is used)\n"
             "  --format hf      HuggingFace directory: config.json (RoPE + layout) + model.safetensors\n"
-            "  --out DIR        where to write (default <run dir>/export-step-NNNNNN next to checkpoints/)\n"
+            "  --format gguf    one GGUF file for llama.cpp (needs the source's tokenizer.model)\n"
+            "  --out PATH       where to write (default <run dir>/export-step-NNNNNN[.gguf] next to checkpoints/)\n"
+            "  --tokenizer F    tokenizer.model for gguf (default: export.tokenizer_dir, else init_from's)\n"
             "  --dtype T        weight dtype (default: the run's export.dtype)\n");
 }
 
@@ -66,20 +70,20 @@ static const char *basename_of(const char *path, char *buf, size_t n) {
 int main(int argc, char **argv) {
     lg_set_progname("lgexport");
     lg_dist *d = lg_dist_init(&argc, &argv);
-    const char *ckpt = NULL, *format = NULL, *out = NULL, *dtype = NULL;
+    const char *ckpt = NULL, *format = NULL, *out = NULL, *dtype = NULL, *tokenizer = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--format") && i + 1 < argc) format = argv[++i];
         else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dtype = argv[++i];
+        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tokenizer = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else if (argv[i][0] != '-' && !ckpt) ckpt = argv[i];
         else { usage(stderr); lg_die("unknown argument '%s'", argv[i]); }
     }
     if (!ckpt) { usage(stderr); lg_die("a checkpoint directory is required"); }
-    if (!format) { usage(stderr); lg_die("--format is required (hf)"); }
-    if (strcmp(format, "hf"))
-        lg_die("--format %s: this lgexport writes hf only (GGUF: convert the hf output with llama.cpp's "
-               "convert_hf_to_gguf.py, which reads the RoPE fields lgtrain writes)", format);
+    if (!format) { usage(stderr); lg_die("--format is required (hf or gguf)"); }
+    int gguf = !strcmp(format, "gguf");
+    if (!gguf && strcmp(format, "hf")) lg_die("--format %s: expected hf or gguf", format);
     if (d->world > 1) lg_die("lgexport runs as one process; start it without mpirun");
     if (!lg_dir_exists(ckpt)) lg_die("%s: not a directory (expected a step-NNNNNN checkpoint or a run directory)", ckpt);
 
@@ -120,14 +124,14 @@ int main(int argc, char **argv) {
     if (!out) {
         char b[LG_PATH_MAX], name[64];
         char *parent = dirname_of(dir);
-        snprintf(name, sizeof name, "export-step-%06lld", (long long)st.step);
+        snprintf(name, sizeof name, "export-step-%06lld%s", (long long)st.step, gguf ? ".gguf" : "");
         if (!strcmp(basename_of(parent, b, sizeof b), "checkpoints")) {
             char *run = dirname_of(parent);
             def_out = lg_path_join(run, name);
             free(run);
         } else {
             def_out = lg_malloc(strlen(dir) + 8);
-            sprintf(def_out, "%s-hf", dir);
+            sprintf(def_out, "%s-%s", dir, gguf ? "gguf" : "hf");
         }
         free(parent);
         out = def_out;
@@ -136,7 +140,13 @@ int main(int argc, char **argv) {
     lg_st_dtype parsed;
     if (!lg_st_dtype_parse(dt, &parsed)) lg_die("--dtype %s: expected bf16, f16 or f32", dt);
     lg_info("exporting %s (step %lld, %.2fM parameters) to %s as %s", dir, (long long)st.step, pt.total / 1e6, out, dt);
-    lg_hf_export(out, &c, &pt, master, strcmp(c.init_from, "random") ? c.init_from : NULL, dt);
+    if (gguf) {
+        char *tok = tokenizer ? lg_strdup(tokenizer) : lg_gguf_find_tokenizer(&c);
+        lg_gguf_export(out, &c, &pt, master, tok, dt);
+        free(tok);
+    } else {
+        lg_hf_export(out, &c, &pt, master, strcmp(c.init_from, "random") ? c.init_from : NULL, dt);
+    }
     lg_info("done: %s", out);
     free(def_out);
     free(master);

@@ -163,14 +163,7 @@ static double validate(lg_dist *d, const lg_config *c, lg_model *M, const char *
 
 // GGUF next to the HF export (<export dir>.gguf), with the tokenizer.model of export.tokenizer_dir or init_from.
 static void export_gguf(const lg_config *c, lg_model *M) {
-    const char *dirs[] = {c->tokenizer_dir, strcmp(c->init_from, "random") ? c->init_from : ""};
-    char *tok = NULL;
-    for (int i = 0; i < 2 && !tok; i++) {
-        if (!dirs[i][0]) continue;
-        char *p = lg_path_join(dirs[i], "tokenizer.model");
-        if (lg_file_exists(p)) tok = p;
-        else free(p);
-    }
+    char *tok = lg_gguf_find_tokenizer(c);
     char path[LG_PATH_MAX + 8];
     snprintf(path, sizeof path, "%s.gguf", c->export_dir);
     lg_info("exporting GGUF to %s (%s)", path, c->export_dtype);

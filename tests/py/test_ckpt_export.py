@@ -77,8 +77,10 @@ with tempfile.TemporaryDirectory() as d:
     C.check(pos == 12 and abs(loss - logged) < 1e-5,
             f"transformers on lgexport(step 2), step-3 batch: loss {loss:.7f} vs lgtrain's logged {logged:.7f}: |d| {abs(loss - logged):.1e} (< 1e-5)")
 
+    r = run([tool("lgexport"), ck, "--format", "onnx"], check=False)
+    C.check(r.returncode != 0 and "--format onnx: expected hf or gguf" in r.stderr, "unsupported --format is refused")
     r = run([tool("lgexport"), ck, "--format", "gguf"], check=False)
-    C.check(r.returncode != 0 and "--format gguf" in r.stderr, "unsupported --format is refused")
+    C.check(r.returncode != 0 and "tokenizer.model" in r.stderr, "gguf without a tokenizer.model: " + r.stderr.strip()[-120:])
     r = run([tool("lgexport"), os.path.join(d, "nope"), "--format", "hf"], check=False)
     C.check(r.returncode != 0 and "nope: not a directory" in r.stderr, "a missing checkpoint dir is named")
 
