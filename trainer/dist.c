@@ -19,7 +19,7 @@
 #define LG_DIST_NCCL 1
 #endif
 
-static lg_dist g_dist = {0, 1, 0, 1, 0, 0, "single", NULL, NULL, NULL, 0};
+static lg_dist g_dist = {.rank = 0, .world = 1, .local_rank = 0, .local_world = 1, .backend = "single"};
 
 // A launcher sets these; a plain `lgtrain` run has none, so it never pays for (or depends on) MPI.
 static const char *launcher_var(void) {
@@ -90,7 +90,8 @@ void lg_dist_finalize(lg_dist *d) {
     if (d->nccl_comm) {
         ncclCommDestroy((ncclComm_t)d->nccl_comm);
         cudaStreamDestroy((cudaStream_t)d->nccl_stream);
-        d->nccl_comm = d->nccl_stream = NULL;
+        if (d->nccl_event) cudaEventDestroy((cudaEvent_t)d->nccl_event);
+        d->nccl_comm = d->nccl_stream = d->nccl_event = NULL;
     }
 #endif
     free(d->scratch);
@@ -326,6 +327,34 @@ void lg_dist_allgather(lg_dist *d, float *x, int64_t n) {
     (void)x;
     (void)n;
 #endif
+}
+
+void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n) {
+    if (d->world == 1 || n <= 0) return;
+#ifdef LG_DIST_NCCL
+    if (d->nccl) {
+        // Only the compute stream's work so far must finish first: an event, not a device sync.
+        cudaEvent_t ev = (cudaEvent_t)d->nccl_event;
+        if (!ev) {
+            CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+            d->nccl_event = ev;
+        }
+        CUDA_CHECK(cudaEventRecord(ev, 0));
+        CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)d->nccl_stream, ev, 0));
+        NCCL_CHECK(d, ncclAllReduce(x, x, (size_t)n, ncclFloat, ncclSum, (ncclComm_t)d->nccl_comm,
+                                    (cudaStream_t)d->nccl_stream));
+        d->pending++;
+        return;
+    }
+#endif
+    lg_dist_allreduce_sum(d, x, n);
+}
+
+void lg_dist_wait(lg_dist *d) {
+#ifdef LG_DIST_NCCL
+    if (d->nccl && d->pending) nccl_wait(d, "all-reduce of the gradients (overlapped with the backward)");
+#endif
+    d->pending = 0;
 }
 
 void lg_dist_allreduce_sum(lg_dist *d, float *x, int64_t n) {

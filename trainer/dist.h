@@ -22,6 +22,8 @@ typedef struct {
     int nccl;                     // 1 when the fp32 collectives run through NCCL on device buffers
     const char *backend;          // "single", "mpi" or "nccl"
     void *nccl_comm, *nccl_stream;  // ncclComm_t, cudaStream_t (opaque here: the header stays C-only)
+    void *nccl_event;               // cudaEvent_t: the compute stream's progress the next collective waits for
+    int pending;                    // collectives started and not yet waited for
     float *scratch;               // mpi: receive buffer of the reduce-scatter (world x chunk floats)
     int64_t chunk;                // mpi: elements exchanged per peer per round
 } lg_dist;
@@ -44,6 +46,11 @@ void lg_dist_shard(int64_t n, int world, int r, int64_t *lo, int64_t *hi);
 // fp32 collectives on buffers of n elements in backend memory; every rank calls them in the same order.
 // Sums are elementwise over ranks, in rank order on the mpi backend.
 void lg_dist_allreduce_sum(lg_dist *d, float *x, int64_t n);       // x = sum over ranks
+// Start x = sum over ranks without waiting (NCCL: on the communication stream, after the work already queued
+// on the compute stream, so it overlaps with what is queued next); lg_dist_wait finishes every started one.
+// On MPI ranks it completes before returning. Elementwise sums are in rank order, as lg_dist_allreduce_sum.
+void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n);
+void lg_dist_wait(lg_dist *d);
 void lg_dist_reduce_scatter_sum(lg_dist *d, float *x, int64_t n);  // x[this rank's shard] = sum; rest undefined
 void lg_dist_allgather(lg_dist *d, float *x, int64_t n);           // x[shard of r] from rank r, for every r
 

@@ -250,17 +250,27 @@ double lg_model_forward(lg_model *M, const int32_t *tokens, const int32_t *targe
     return loss;
 }
 
+// Tell the trainer that the gradients of the table entries [first, last] are final.
+static void ready(lg_model *M, const lg_param *first, const lg_param *last) {
+    if (M->grads_ready) M->grads_ready(M->grads_ready_ctx, first->offset, last->offset + last->numel);
+}
+
 double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targets, float dscale) {
     forward_all(M, tokens, targets);
     double loss = head_loss(M, dscale, 1, NULL);
+    const lg_param_table *pt = &M->pt;
+    // final norm (+ untied LM head): the table's tail after the last layer
+    ready(M, lg_params_get(pt, LG_P_NORM, -1), &pt->p[pt->n - 1]);
     int64_t T = M->T, C = M->m->dim;
     for (int l = M->m->n_layers - 1; l >= 0; l--) {
         void *x = ACT(M, M->xs, l * T * C);
         attn_forward(M, l, x);  // recompute: only the layer input was kept
         mlp_backward(M, l);
         attn_backward(M, l, x);
+        ready(M, lg_params_get(pt, LG_P_ATTN_NORM, l), lg_params_get(pt, LG_P_WDOWN, l));
     }
     M->ops->embedding_bwd(G(M, LG_P_EMBED, -1), M->dres, M->tokens, T, (int)C);
+    ready(M, lg_params_get(pt, LG_P_EMBED, -1), lg_params_get(pt, LG_P_EMBED, -1));
     M->ops->sync();
     return loss;
 }

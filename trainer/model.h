@@ -45,6 +45,11 @@ typedef struct {
     float *rope_cos, *rope_sin;  // (S, D/2) fp32 in backend memory
     int32_t *tokens;          // (T) backend memory
     int32_t *targets;         // (T) backend memory, -1 = no target
+    // Called by lg_model_fwd_bwd as soon as grad[lo, hi) holds its final value for this micro-batch (the LM
+    // head and final norm first, then each layer from the top, the embedding last; the ranges tile the
+    // buffer), so the trainer can start reducing them while the backward of the layers below runs.
+    void (*grads_ready)(void *ctx, int64_t lo, int64_t hi);
+    void *grads_ready_ctx;
     int64_t act_bytes;        // bytes of all activation buffers (what --plan predicts)
     int64_t kept_bytes;       // of which the kept layer inputs xs
     size_t act_size;

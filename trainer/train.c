@@ -171,6 +171,16 @@ static void export_gguf(const lg_config *c, lg_model *M) {
     free(tok);
 }
 
+typedef struct {
+    lg_dist *d;
+    float *grad;
+} overlap_ctx;
+
+static void grads_ready(void *ctx, int64_t lo, int64_t hi) {
+    overlap_ctx *o = ctx;
+    lg_dist_allreduce_sum_start(o->d, o->grad + lo, hi - lo);
+}
+
 int lg_train(const lg_config *c, lg_dist *d) {
     const int rank = d->rank, world = d->world;
     if (!strcmp(c->device, "cuda")) lg_dist_select_device(d);
@@ -270,6 +280,11 @@ int lg_train(const lg_config *c, lg_dist *d) {
     run_ctx rc_ctx = {d, c, &M, &opt, data, slo, shi};
     install_stop_handlers();
 
+    // Overlapped gradient all-reduce (ZeRO-0/1 on several ranks); LG_NO_OVERLAP=1 turns it off for comparisons.
+    const char *no_ov = getenv("LG_NO_OVERLAP");
+    int overlap = world > 1 && zero < 2 && !(no_ov && atoi(no_ov));
+    overlap_ctx oc = {d, M.grad};
+    M.grads_ready_ctx = &oc;
     const int64_t step0 = st.step;
     int64_t tokens_seen = st.tokens_seen;
     double lr = st.lr, t_start = lg_now_seconds();
@@ -281,6 +296,9 @@ int lg_train(const lg_config *c, lg_dist *d) {
         lg_model_zero_grad(&M);
         double loss_sum = 0;
         for (int64_t a = 0; a < accum; a++) {
+            // In the last micro-batch each layer's gradients are final as soon as its backward is done: start
+            // their all-reduce then, so it overlaps with the backward of the layers below (ZeRO-0/1).
+            M.grads_ready = overlap && a == accum - 1 ? grads_ready : NULL;
             for (int b = 0; b < B; b++) {
                 lg_batch_next(data, seq);
                 for (int s = 0; s < S; s++) {
@@ -293,6 +311,7 @@ int lg_train(const lg_config *c, lg_dist *d) {
         if (hook_at("LG_TEST_DIE_AT", step, rank)) lg_die("test hook LG_TEST_DIE_AT: rank %d fails at step %lld", rank, (long long)step);
         double loss = lg_dist_sum_f64(d, loss_sum) / (double)targets_per_step;
         if (zero == 2) lg_dist_reduce_scatter_sum(d, M.grad, total);
+        else if (overlap) lg_dist_wait(d);
         else lg_dist_allreduce_sum(d, M.grad, total);
         double gnorm = sqrt(lg_dist_sum_f64(d, ops->sumsq(M.grad + slo, shi - slo)));
         tokens_seen += c->tokens_per_step;
