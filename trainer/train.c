@@ -63,6 +63,10 @@ static int hook_at(const char *var, int64_t step, int rank) {
 }
 
 static const lg_ops *pick_backend(const lg_config *c) {
+    if (!c->recompute)
+        lg_die("%s: memory.recompute = false: keeping every layer's activations is not implemented; lgtrain always "
+               "keeps only each layer's input and recomputes the rest (remove the key or set it to true)",
+               c->config_path);
     if (!strcmp(c->device, "cpu")) return lg_ops_cpu();
     const char *why = NULL;
     const lg_ops *o = lg_ops_cuda(&why);

@@ -1,8 +1,8 @@
 """Shared helpers for the Python oracle tests: where the build is, running tools, reading train logs."""
 import json, os, subprocess
 
-SRC = os.environ.get("LG_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "../..")))
-BUILD = os.environ.get("LG_BUILD", os.path.join(SRC, "build"))
+SRC = os.path.abspath(os.environ.get("LG_SRC", os.path.join(os.path.dirname(__file__), "../..")))
+BUILD = os.path.abspath(os.environ.get("LG_BUILD", os.path.join(SRC, "build")))
 
 
 def tool(name):

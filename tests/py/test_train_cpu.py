@@ -40,6 +40,9 @@ with tempfile.TemporaryDirectory() as d:
     r = run([tool("lgtrain"), "--config", CFG, "--set", "run.init_from=" + os.path.join(d, "nohf")], check=False)
     C.check(r.returncode != 0 and "nohf" in r.stderr and "config.json" in r.stderr,
             f"missing HF dir: {r.stderr.strip()[:160]}")
+    r = run([tool("lgtrain"), "--config", CFG, "--set", "memory.recompute=false", "--set", f"run.out_dir={d}/nr"], check=False)
+    C.check(r.returncode != 0 and "memory.recompute = false" in r.stderr and "not implemented" in r.stderr,
+            "memory.recompute = false is refused, not silently ignored")
     r = run([tool("lgtrain"), "--config", CFG, "--print-config"])
     C.check("[layout]" in r.stdout and "full_layers" in r.stdout, "--print-config prints the resolved config")
 
