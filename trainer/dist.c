@@ -350,6 +350,35 @@ void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n) {
     lg_dist_allreduce_sum(d, x, n);
 }
 
+int lg_dist_reduce_to_owners_start(lg_dist *d, float *x, int64_t lo, int64_t hi, int64_t n_total) {
+#ifdef LG_DIST_NCCL
+    if (d->nccl && d->world > 1) {
+        cudaEvent_t ev = (cudaEvent_t)d->nccl_event;
+        if (!ev) {
+            CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+            d->nccl_event = ev;
+        }
+        CUDA_CHECK(cudaEventRecord(ev, 0));
+        CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)d->nccl_stream, ev, 0));
+        NCCL_CHECK(d, ncclGroupStart());
+        for (int r = 0; r < d->world; r++) {
+            int64_t a, b;
+            lg_dist_shard(n_total, d->world, r, &a, &b);
+            if (a < lo) a = lo;
+            if (b > hi) b = hi;
+            if (a < b)
+                NCCL_CHECK(d, ncclReduce(x + a, x + a, (size_t)(b - a), ncclFloat, ncclSum, r, (ncclComm_t)d->nccl_comm,
+                                         (cudaStream_t)d->nccl_stream));
+        }
+        NCCL_CHECK(d, ncclGroupEnd());
+        d->pending++;
+        return 1;
+    }
+#endif
+    (void)d; (void)x; (void)lo; (void)hi; (void)n_total;
+    return 0;
+}
+
 void lg_dist_wait(lg_dist *d) {
 #ifdef LG_DIST_NCCL
     if (d->nccl && d->pending) nccl_wait(d, "all-reduce of the gradients (overlapped with the backward)");

@@ -51,6 +51,9 @@ void lg_dist_allreduce_sum(lg_dist *d, float *x, int64_t n);       // x = sum ov
 // On MPI ranks it completes before returning. Elementwise sums are in rank order, as lg_dist_allreduce_sum.
 void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n);
 void lg_dist_wait(lg_dist *d);
+// ZeRO-2 piece by piece: start summing x[lo, hi) onto the ranks that own each part of it (the shards of
+// lg_dist_shard(n_total)). NCCL only (returns 0 elsewhere: the caller reduce-scatters after the backward).
+int lg_dist_reduce_to_owners_start(lg_dist *d, float *x, int64_t lo, int64_t hi, int64_t n_total);
 void lg_dist_reduce_scatter_sum(lg_dist *d, float *x, int64_t n);  // x[this rank's shard] = sum; rest undefined
 void lg_dist_allgather(lg_dist *d, float *x, int64_t n);           // x[shard of r] from rank r, for every r
 

@@ -178,11 +178,14 @@ static void export_gguf(const lg_config *c, lg_model *M) {
 typedef struct {
     lg_dist *d;
     float *grad;
+    int zero;
+    int64_t total;
 } overlap_ctx;
 
 static void grads_ready(void *ctx, int64_t lo, int64_t hi) {
     overlap_ctx *o = ctx;
-    lg_dist_allreduce_sum_start(o->d, o->grad + lo, hi - lo);
+    if (o->zero == 2) lg_dist_reduce_to_owners_start(o->d, o->grad, lo, hi, o->total);
+    else lg_dist_allreduce_sum_start(o->d, o->grad + lo, hi - lo);
 }
 
 int lg_train(const lg_config *c, lg_dist *d) {
@@ -284,10 +287,12 @@ int lg_train(const lg_config *c, lg_dist *d) {
     run_ctx rc_ctx = {d, c, &M, &opt, data, slo, shi};
     install_stop_handlers();
 
-    // Overlapped gradient all-reduce (ZeRO-0/1 on several ranks); LG_NO_OVERLAP=1 turns it off for comparisons.
+    // Gradient reduction overlapped with the backward, layer by layer: all-reduce for ZeRO-0/1 (NCCL or MPI),
+    // reduce onto the owning ranks for ZeRO-2 (NCCL; MPI ranks reduce-scatter after the backward so that the
+    // sums keep their rank order). LG_NO_OVERLAP=1 turns it off for comparisons.
     const char *no_ov = getenv("LG_NO_OVERLAP");
-    int overlap = world > 1 && zero < 2 && !(no_ov && atoi(no_ov));
-    overlap_ctx oc = {d, M.grad};
+    int overlap = world > 1 && (zero < 2 || d->nccl) && !(no_ov && atoi(no_ov));
+    overlap_ctx oc = {d, M.grad, zero, total};
     M.grads_ready_ctx = &oc;
     const int64_t step0 = st.step;
     int64_t tokens_seen = st.tokens_seen;
@@ -314,8 +319,8 @@ int lg_train(const lg_config *c, lg_dist *d) {
         }
         if (hook_at("LG_TEST_DIE_AT", step, rank)) lg_die("test hook LG_TEST_DIE_AT: rank %d fails at step %lld", rank, (long long)step);
         double loss = lg_dist_sum_f64(d, loss_sum) / (double)targets_per_step;
-        if (zero == 2) lg_dist_reduce_scatter_sum(d, M.grad, total);
-        else if (overlap) lg_dist_wait(d);
+        if (overlap) lg_dist_wait(d);
+        else if (zero == 2) lg_dist_reduce_scatter_sum(d, M.grad, total);
         else lg_dist_allreduce_sum(d, M.grad, total);
         double gnorm = sqrt(lg_dist_sum_f64(d, ops->sumsq(M.grad + slo, shi - slo)));
         tokens_seen += c->tokens_per_step;

@@ -21,6 +21,8 @@ run cuda1 "$B/lgtrain" "${COMMON[@]}" --set run.device=cuda --set run.out_dir="$
 if [ "$ngpu" -ge 2 ]; then
   run cuda2_zero1 "${MPI[@]}" "$B/lgtrain" "${COMMON[@]}" --set run.device=cuda --set run.out_dir="$D/cuda2z1"
   run cuda2_zero2 "${MPI[@]}" "$B/lgtrain" "${COMMON[@]}" --set run.device=cuda --set memory.zero_stage=2 --set run.out_dir="$D/cuda2z2"
+  # the same without overlapping the gradient reduction with the backward
+  run cuda2_zero2_noov env LG_NO_OVERLAP=1 "${MPI[@]}" -x LG_NO_OVERLAP "$B/lgtrain" "${COMMON[@]}" --set run.device=cuda --set memory.zero_stage=2 --set run.out_dir="$D/cuda2z2n"
   # resume on 2 GPUs from the step-10 checkpoint must give the uninterrupted losses (bf16 + NCCL: tolerance)
   rm -rf "$D/cuda2z1r" && mkdir -p "$D/cuda2z1r/checkpoints" && cp -r "$D/cuda2z1/checkpoints/step-000010" "$D/cuda2z1r/checkpoints/" 2>/dev/null
   run cuda2_resume "${MPI[@]}" "$B/lgtrain" "${COMMON[@]}" --set run.device=cuda --set run.out_dir="$D/cuda2z1r"
@@ -41,6 +43,10 @@ for name, tol in (("cuda1", 2e-2), ("cuda2z1", 2e-2), ("cuda2z2", 2e-2), ("cuda2
     bad |= not ok
     print(f"{'ok  ' if ok else 'FAIL'} {name:10s} steps {min(l)}..{max(l)}: max rel loss diff vs cpu {e:.2e} (< {tol}); "
           f"loss {l[min(l)]:.4f} -> {l[max(l)]:.4f}")
+z2n = losses("cuda2z2n")
+if z2n and losses("cuda2z2"):
+    e = max(abs(a - b) for a, b in zip(losses("cuda2z2").values(), z2n.values()))
+    print(f"{'ok  ' if e == 0 else 'FAIL'} ZeRO-2 overlapped vs not, 2 GPUs: max |diff| {e:.2e}"); bad |= e != 0
 z1, z2 = losses("cuda2z1"), losses("cuda2z2")
 if z1 and z2:
     e = max(abs(z1[s] - z2[s]) for s in z1); print(f"{'ok  ' if e == 0 else 'note'} ZeRO-1 vs ZeRO-2 on 2 GPUs: max |diff| {e:.2e}")

@@ -95,8 +95,9 @@ with tempfile.TemporaryDirectory() as d:
     r = train(3, os.path.join(d, "die"), "run.steps=50", env={"LG_TEST_DIE_AT": "3:1"}, check=False)
     dt = time.time() - t0
     C.check(r.returncode != 0 and dt < 60, f"rank 1 failing at step 3: job exits {r.returncode} after {dt:.1f} s")
-    C.check("[rank 1/3]: error: test hook LG_TEST_DIE_AT: rank 1 fails at step 3" in r.stderr and
-            "MPI_ABORT was invoked on rank 1" in r.stderr, "the message names rank 1 and the reason; MPI_Abort ends the rest")
+    # (OpenMPI's own "MPI_ABORT was invoked" banner is printed only sometimes, racing with its shutdown: not asserted)
+    C.check("[rank 1/3]: error: test hook LG_TEST_DIE_AT: rank 1 fails at step 3" in r.stderr,
+            "the message names rank 1 and the reason; the other ranks are ended (exit above)")
 
     # global batch that the world size does not divide
     r = train(5, os.path.join(d, "np5"), "run.steps=2", check=False)
