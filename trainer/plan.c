@@ -28,14 +28,18 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
     for (int i = 0; i < pt.n; i++)
         if (pt.p[i].layer == 0) layer_params += (double)pt.p[i].numel;
     double shard = world > 1 ? P / world : P;
+    (void)layer_params;
+    // What the run allocates today (trainer/model.c, optim.c): the AdamW moments are sharded from ZeRO-1 on;
+    // the fp32 master and the fp32 gradient buffer are still whole on every rank (ZeRO-2 shards the gradient
+    // reduction, not the buffer). Sharding both is the next step toward 7B at 128K (see the status in README).
     if (cuda) {
-        p->weights = 2 * P;                                        // bf16 copy the kernels read
-        p->master = 4 * (c->zero_stage >= 1 ? shard : P);          // fp32 master, sharded from ZeRO-1 on
+        p->weights = 2 * P;  // bf16 copy the kernels read
+        p->master = 4 * P;   // fp32 master on the device
     } else {
-        p->weights = 4 * P;                                        // the cpu ops read the fp32 master itself
+        p->weights = 4 * P;  // the cpu ops read the fp32 master itself
         p->master = 0;
     }
-    p->grads = c->zero_stage >= 2 ? 4 * (shard + layer_params) : 4 * P;
+    p->grads = 4 * P;
     p->optim = 8 * (c->zero_stage >= 1 ? shard : P);
 
     int64_t kept = 0;
@@ -80,8 +84,8 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
             p->accum == 1 ? "" : "es", backend, z);
     fprintf(f, "memory per rank:\n");
     row(f, "weights", p->weights, !strcmp(backend, "cuda") ? "bf16, replicated" : "fp32 master, replicated");
-    if (p->master > 0) row(f, "master weights (fp32)", p->master, c->zero_stage >= 1 ? "this rank's shard" : "replicated");
-    row(f, "gradients (fp32)", p->grads, c->zero_stage >= 2 ? "shard + one layer's bucket" : "replicated");
+    if (p->master > 0) row(f, "master weights (fp32)", p->master, "replicated (not sharded yet)");
+    row(f, "gradients (fp32)", p->grads, c->zero_stage >= 2 ? "whole buffer (ZeRO-2 shards the reduction)" : "replicated");
     row(f, "AdamW m, v (fp32)", p->optim, c->zero_stage >= 1 ? "this rank's shard" : "replicated");
     row(f, "kept layer inputs (recompute)", p->kept_acts, "(layers+1) x tokens x dim");
     row(f, "largest working set", p->working, "one layer recomputed + MLP/loss chunks");
@@ -120,8 +124,8 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
         return 0;
     }
     fprintf(f, "DOES NOT FIT: %s needed per rank, %s available (memory.device_gib). Try, in this order:\n", need, have);
-    if (c->zero_stage < 2) fprintf(f, "  - memory.zero_stage = 2 (shards gradients too)\n");
-    if (p->world < 8) fprintf(f, "  - more ranks (mpirun -np N): optimizer state and gradients shrink as 1/N\n");
+    if (c->zero_stage < 1) fprintf(f, "  - memory.zero_stage = 1 (shards the AdamW moments)\n");
+    if (p->world < 8) fprintf(f, "  - more ranks (mpirun -np N): the AdamW moments shrink as 1/N\n");
     if (c->micro_batch > 1) fprintf(f, "  - data.micro_batch = 1 (and more accumulation steps)\n");
     if (c->mlp_chunk == 0 || c->mlp_chunk > 16384) fprintf(f, "  - memory.mlp_chunk = 8192 and memory.loss_chunk = 8192\n");
     fprintf(f, "  - a shorter data.seq_len (kept layer inputs grow linearly with it)\n");

@@ -21,6 +21,7 @@
 #include "../checkpoints/gguf_export.h"
 #include "../checkpoints/hf_export.h"
 #include "eval.h"
+#include "plan.h"
 #include "rope.h"
 #include "../checkpoints/hf_import.h"
 #include "batch.h"
@@ -190,6 +191,16 @@ static void grads_ready(void *ctx, int64_t lo, int64_t hi) {
 
 int lg_train(const lg_config *c, lg_dist *d) {
     const int rank = d->rank, world = d->world;
+    if (!strcmp(c->device, "cuda")) {
+        // Refuse what cannot fit before allocating anything (lgtrain --plan shows the same figures).
+        lg_plan p;
+        lg_plan_compute(c, world, "cuda", &p);
+        if (p.total > c->device_gib * 1024.0 * 1024.0 * 1024.0) {
+            if (rank == 0) lg_plan_print(c, &p, "cuda", stderr);
+            lg_die("%s: the plan above needs %.1f GiB per GPU, more than memory.device_gib = %.0f", c->config_path,
+                   p.total / (1024.0 * 1024.0 * 1024.0), c->device_gib);
+        }
+    }
     if (!strcmp(c->device, "cuda")) lg_dist_select_device(d);
     const lg_ops *ops = pick_backend(c);
     lg_dist_attach_backend(d, ops);

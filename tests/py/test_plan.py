@@ -26,7 +26,11 @@ with tempfile.TemporaryDirectory() as d:
     r = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--plan", "--world", "8"], check=False)
     out = r.stdout
     print(out)
-    C.check(r.returncode == 0 and "fits:" in out, "7B hybrid at 128K on 8 ranks (ZeRO-2) fits 79 GiB")
+    # Today the GPU run keeps a whole fp32 master and gradient buffer per rank: 7B at 128K does not fit yet, and
+    # the plan must say so (it reports what the run allocates, not the sharded design).
+    C.check(r.returncode == 1 and "DOES NOT FIT" in out, "7B hybrid at 128K on 8 ranks: refused (whole fp32 master + grads)")
+    C.check(abs(gib(out, "master weights (fp32)") - 4 * 6738415616 / GIB) < 0.06 and
+            abs(gib(out, "gradients (fp32)") - 4 * 6738415616 / GIB) < 0.06, "fp32 master and gradients: 4 bytes x P each")
     C.check("6.738B parameters" in out, "parameter count 6.738B (Llama-2-7B)")
     # KV cache: 12 full layers keep 131072 tokens, 20 sink+window layers keep 64+2048 (the paper: -62%)
     kv_ratio = (12 * 131072 + 20 * 2112) / (32 * 131072)
@@ -47,10 +51,20 @@ with tempfile.TemporaryDirectory() as d:
     ref = seqs * (6 * matmul * T + attn)
     C.check(m and abs(float(m.group(1)) / ref - 1) < 1e-3, f"all-full model FLOPs {m and m.group(1)} vs independent {ref:.4e}")
     # refuse: one rank cannot hold it; the message says what to change
-    r = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--set", "memory.zero_stage=1",
+    r = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--set", "memory.zero_stage=0",
              "--plan", "--world", "1"], check=False)
-    C.check(r.returncode == 1 and "DOES NOT FIT" in r.stdout and "memory.zero_stage = 2" in r.stdout and "more ranks" in r.stdout,
-            "1 rank ZeRO-1 is refused with advice")
+    C.check(r.returncode == 1 and "DOES NOT FIT" in r.stdout and "memory.zero_stage = 1" in r.stdout and "more ranks" in r.stdout,
+            "1 rank ZeRO-0 is refused with advice")
+    # the trainer itself refuses before allocating anything (no GPU needed to reach the check)
+    r = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--set", f"run.out_dir={d}/r7b"], check=False)
+    C.check(r.returncode != 0 and "more than memory.device_gib" in r.stderr and "DOES NOT FIT" in r.stderr,
+            "lgtrain refuses the 7B run before allocating: " + r.stderr.strip().splitlines()[-1][:150])
+    # the 8-layer benchmark shape fits, and the plan matches what bench_step measured on the H100 (43.2 GiB in use
+    # after the warm-up: weights + master + grads + activations, no optimizer)
+    r = run([tool("lgtrain"), "--config", os.path.join(SRC, "configs", "bench-7b-8layer.ini"), "--plan"], check=False)
+    no_opt = sum(gib(r.stdout, k) for k in ("weights", "master weights (fp32)", "gradients (fp32)",
+                                             "kept layer inputs (recompute)", "largest working set"))
+    C.check(r.returncode == 0 and abs(no_opt - 43.2) < 1.5, f"bench-7b-8layer plan without optimizer {no_opt:.1f} GiB vs 43.2 measured")
     # plan == allocation: the tiny run prints what it allocated; --plan must say the same
     tiny = os.path.join(SRC, "configs", "tiny-test.ini")
     r = run([tool("lgtrain"), "--config", tiny, "--plan"])
