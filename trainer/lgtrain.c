@@ -56,6 +56,8 @@ int main(int argc, char **argv) {
     if (!cfg_path) { usage(stderr); lg_die("--config is required"); }
     lg_config c;
     lg_config_load(&c, cfg_path, n_set, sets);
+    free(sets);  // the config holds copies
+    free(resume_set);
     if (print) {
         if (d->rank == 0) lg_config_print(&c, stdout);
         lg_dist_finalize(d);
@@ -75,7 +77,5 @@ int main(int argc, char **argv) {
     if (c.threads > 0) omp_set_num_threads(c.threads);
     int rc = eval ? lg_train_eval_only(&c, d) : lg_train(&c, d);
     lg_dist_finalize(d);
-    free(sets);
-    free(resume_set);
     return rc;
 }
