@@ -16,6 +16,10 @@ for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing system packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null; then
+    echo "[setup] missing packages: ${missing[*]}; run as root: apt-get install -y ${missing[*]}" >&2; exit 1
+  fi
+  command -v apt-get >/dev/null || { echo "[setup] no apt-get: install ${missing[*]} with your package manager" >&2; exit 1; }
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
 fi
