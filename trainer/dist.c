@@ -329,18 +329,25 @@ void lg_dist_allgather(lg_dist *d, float *x, int64_t n) {
 #endif
 }
 
+#ifdef LG_DIST_NCCL
+// Make the communication stream wait for the compute stream's work queued so far: an event, not a device sync,
+// so the collective queued next overlaps with whatever the compute stream is given afterwards.
+static void nccl_after_compute(lg_dist *d) {
+    cudaEvent_t ev = (cudaEvent_t)d->nccl_event;
+    if (!ev) {
+        CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+        d->nccl_event = ev;
+    }
+    CUDA_CHECK(cudaEventRecord(ev, 0));
+    CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)d->nccl_stream, ev, 0));
+}
+#endif
+
 void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n) {
     if (d->world == 1 || n <= 0) return;
 #ifdef LG_DIST_NCCL
     if (d->nccl) {
-        // Only the compute stream's work so far must finish first: an event, not a device sync.
-        cudaEvent_t ev = (cudaEvent_t)d->nccl_event;
-        if (!ev) {
-            CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-            d->nccl_event = ev;
-        }
-        CUDA_CHECK(cudaEventRecord(ev, 0));
-        CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)d->nccl_stream, ev, 0));
+        nccl_after_compute(d);
         NCCL_CHECK(d, ncclAllReduce(x, x, (size_t)n, ncclFloat, ncclSum, (ncclComm_t)d->nccl_comm,
                                     (cudaStream_t)d->nccl_stream));
         d->pending++;
@@ -353,13 +360,7 @@ void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n) {
 int lg_dist_reduce_to_owners_start(lg_dist *d, float *x, int64_t lo, int64_t hi, int64_t n_total) {
 #ifdef LG_DIST_NCCL
     if (d->nccl && d->world > 1) {
-        cudaEvent_t ev = (cudaEvent_t)d->nccl_event;
-        if (!ev) {
-            CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
-            d->nccl_event = ev;
-        }
-        CUDA_CHECK(cudaEventRecord(ev, 0));
-        CUDA_CHECK(cudaStreamWaitEvent((cudaStream_t)d->nccl_stream, ev, 0));
+        nccl_after_compute(d);
         NCCL_CHECK(d, ncclGroupStart());
         for (int r = 0; r < d->world; r++) {
             int64_t a, b;
