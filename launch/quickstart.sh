@@ -5,7 +5,8 @@
 #   2. pretrain a ~1M-parameter Llama-2-architecture model at a 256-token context (configs/tiny-pretrain.ini);
 #   3. measure it at 2048 tokens (8x its context), as it is and converted to the LongGen hybrid layout;
 #   4. fine-tune the hybrid model (middle layers full attention, the others sink 16 + window 256, RoPE base
-#      10K -> 500K) at 2048 tokens on 2 MPI ranks, with a checkpoint (configs/tiny-longgen.ini);
+#      10K -> 500K) at 2048 tokens on 2 MPI ranks (configs/tiny-longgen.ini), stopping at step 50 and
+#      resuming from that checkpoint with the same command;
 #   5. export it as a HF directory (transformers loads it) and a GGUF file (llama.cpp), and summarize.
 # Everything lands in runs/quickstart (LG_QUICKSTART_DIR), which is replaced on each run.
 set -euo pipefail
@@ -44,13 +45,21 @@ VAL2K=(--set run.init_from="$OUT/pretrain/export" --set data.train="$OUT/data/s2
 bold "4/5 LongGen fine-tune at 2048 tokens: hybrid layout + extended RoPE, 2 MPI ranks (CPU), checkpointed"
 LG_RUN=("$BIN/lgtrain" --config configs/tiny-longgen.ini "${VAL2K[@]}"
   --set run.out_dir="$OUT/longgen" --set export.dir="$OUT/longgen/export" --set "$TOK")
-if command -v mpirun >/dev/null; then
-  OMP_NUM_THREADS=$(( NCORES / 2 > 0 ? NCORES / 2 : 1 )) LGTRAIN="$BIN/lgtrain" MPIRUN_ARGS="--oversubscribe" \
-    launch/mpirun.sh -n 2 "${LG_RUN[@]:1}"
-else
-  echo "(mpirun not found: one rank)"
-  OMP_NUM_THREADS=$NCORES "${LG_RUN[@]}"
-fi
+finetune() {
+  if command -v mpirun >/dev/null; then
+    OMP_NUM_THREADS=$(( NCORES / 2 > 0 ? NCORES / 2 : 1 )) LGTRAIN="$BIN/lgtrain" MPIRUN_ARGS="--oversubscribe" \
+      launch/mpirun.sh -n 2 "${LG_RUN[@]:1}" "$@"
+  else
+    echo "(mpirun not found: one rank)"
+    OMP_NUM_THREADS=$NCORES "${LG_RUN[@]}" "$@"
+  fi
+}
+# The first half stops at step 50 (as a job stopped by its time limit would, after saving a checkpoint);
+# the same command then resumes from that checkpoint and finishes. The LR is constant, so the losses are
+# those of one uninterrupted run (tests/py/test_ckpt_resume.py checks that bit for bit).
+finetune --set run.steps=50 --set export.hf=false --set export.gguf=false
+printf '\n  -- stopped after step 50; running the same command again resumes from its checkpoint --\n\n'
+finetune 2>&1 | tee "$OUT/longgen.log"
 "$BIN/lgtrain" --config "$OUT/longgen/config.ini" --plan | grep -E "KV cache" | tee "$OUT/kv.txt"
 
 bold "5/5 summary"
@@ -62,6 +71,7 @@ printf '    pretrained model, full attention, RoPE 10K (trained at 256):    %s\n
 printf '    converted: hybrid layout + RoPE 500K, before fine-tuning:       %s\n' "$(ev "$OUT/eval-converted-hybrid.txt")"
 printf '    after the LongGen fine-tune (%s steps):                         %s\n' \
   "$(grep -c '"loss"' "$OUT/longgen/train_log.jsonl")" "$(val "$OUT/longgen/train_log.jsonl")"
+printf '  fine-tune resumed from: %s\n' "$(grep -o 'resuming from [^:]*' "$OUT/longgen.log" 2>/dev/null | head -1 | cut -c15-)"
 printf '  pretraining val loss at 256 tokens: %s -> %s\n' "$(first_val "$OUT/pretrain/train_log.jsonl")" "$(val "$OUT/pretrain/train_log.jsonl")"
 printf '  %s\n' "$(cat "$OUT/kv.txt")"
 printf '  files:\n'

@@ -27,6 +27,8 @@ with tempfile.TemporaryDirectory() as d:
     if len(m) == 3:
         C.check(m["fine-tune"] < m["converted"] - 0.05,
                 f"the LongGen fine-tune lowers the 2048-token val loss: {m['converted']:.4f} -> {m['fine-tune']:.4f}")
+    C.check("fine-tune resumed from: " in r.stdout and "step-000050" in r.stdout,
+            "the fine-tune stops at step 50 and the same command resumes from that checkpoint")
     exp = os.path.join(out, "longgen", "export")
     cfg = json.load(open(os.path.join(exp, "config.json")))
     C.check(cfg["rope_theta"] == 500000 and cfg["max_position_embeddings"] >= 2048, "export carries the extended RoPE")
