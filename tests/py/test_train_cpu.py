@@ -27,6 +27,17 @@ with tempfile.TemporaryDirectory() as d:
     c, _ = train(os.path.join(d, "c"), "run.steps=60", "run.seed=99")
     C.check(c != a, "a different seed gives different losses")
 
+    # lgtrain --eval: the validation loss does not depend on how sequences are grouped into micro-batches
+    # (3 sequences in micro-batches of 2 leave a padded partial batch whose padding must not count)
+    def ev(*sets):
+        args = [tool("lgtrain"), "--config", CFG, "--eval", "--set", "data.val=synthetic", "--set", "run.eval_seqs=3"]
+        for x in sets:
+            args += ["--set", x]
+        out = run(args).stdout
+        return float(out.split("| loss ")[1].split()[0]), int(out.split(" tokens of")[0].split("| ")[-1])
+    (l1, n1), (l2, n2) = ev("data.micro_batch=1"), ev("data.micro_batch=2", "data.tokens_per_step=128")
+    C.check(n1 == n2 == 3 * 63 and abs(l1 - l2) < 1e-4, f"--eval: micro-batch 1 vs 2 (padded): {l1} on {n1} vs {l2} on {n2} tokens")
+
     # CLI errors: file:line: section.key: expected ...
     bad = os.path.join(d, "bad.ini")
     with open(bad, "w") as f:
