@@ -334,6 +334,8 @@ int lg_train(const lg_config *c, lg_dist *d) {
         else if (zero == 2) lg_dist_reduce_scatter_sum(d, M.grad, total);
         else lg_dist_allreduce_sum(d, M.grad, total);
         double gnorm = sqrt(lg_dist_sum_f64(d, ops->sumsq(M.grad + slo, shi - slo)));
+        const char *nan_at = getenv("LG_TEST_NAN_AT");  // test hook: a non-finite gradient at this step, every rank
+        if (nan_at && atoll(nan_at) == step) gnorm = NAN;
         tokens_seen += c->tokens_per_step;
         lr = lg_lr_at(c, (int)step);
         int finite = isfinite(loss) && isfinite(gnorm);  // the same on every rank: both are global sums

@@ -38,6 +38,21 @@ with tempfile.TemporaryDirectory() as d:
     (l1, n1), (l2, n2) = ev("data.micro_batch=1"), ev("data.micro_batch=2", "data.tokens_per_step=128")
     C.check(n1 == n2 == 3 * 63 and abs(l1 - l2) < 1e-4, f"--eval: micro-batch 1 vs 2 (padded): {l1} on {n1} vs {l2} on {n2} tokens")
 
+    # Non-finite gradients: skipped (and not logged) or the run stops; a bad step never reaches a checkpoint
+    env = dict(os.environ, LG_TEST_NAN_AT="3")
+    out_s = os.path.join(d, "nan_skip")
+    r = run([tool("lgtrain"), "--config", CFG, "--set", f"run.out_dir={out_s}", "--set", "run.steps=5",
+             "--set", "memory.nan_policy=skip", "--set", "export.hf=0"], env=env)
+    steps = [e["step"] for e in read_log(out_s)]
+    C.check(steps == [1, 2, 4, 5] and "step 3: loss" in r.stderr and "step skipped" in r.stderr,
+            f"nan_policy=skip: step 3 skipped with a warning, run goes on: logged steps {steps}")
+    out_t = os.path.join(d, "nan_stop")
+    r = run([tool("lgtrain"), "--config", CFG, "--set", f"run.out_dir={out_t}", "--set", "run.steps=5",
+             "--set", "memory.nan_policy=stop", "--set", "checkpoint.every=2", "--set", "export.hf=0"], env=env, check=False)
+    ck = sorted(os.listdir(os.path.join(out_t, "checkpoints")))
+    C.check(r.returncode == 2 and "stopping (memory.nan_policy = stop)" in r.stderr and ck == ["step-000002"],
+            f"nan_policy=stop: exit {r.returncode}, message, checkpoints {ck} (the bad step is not saved)")
+
     # CLI errors: file:line: section.key: expected ...
     bad = os.path.join(d, "bad.ini")
     with open(bad, "w") as f:
