@@ -82,7 +82,14 @@ typedef struct lg_ops {
     void (*scale)(float *x, int64_t n, float s);
     // dst (n) in the weight dtype = src fp32 master (cuda: cast to bf16; cpu: copy, may alias)
     void (*cast_params)(void *dst, const float *src, int64_t n);
+
+    // Attention implementation for the following calls (cuda only; NULL on cpu, which has one).
+    // backend: LG_ATTN_BACKEND_*; deterministic != 0: every backward bitwise reproducible (native kernels,
+    // no atomics), whatever backend says.
+    void (*attention_options)(int backend, int deterministic);
 } lg_ops;
+
+enum { LG_ATTN_BACKEND_AUTO = 0, LG_ATTN_BACKEND_CUDNN = 1, LG_ATTN_BACKEND_NATIVE = 2 };
 
 const lg_ops *lg_ops_cpu(void);
 // NULL when built without CUDA or no GPU is present (reason in *why).
