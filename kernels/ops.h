@@ -83,6 +83,18 @@ typedef struct lg_ops {
     // dst (n) in the weight dtype = src fp32 master (cuda: cast to bf16; cpu: copy, may alias)
     void (*cast_params)(void *dst, const float *src, int64_t n);
 
+    // x (n) += y (n), fp32 (a rank adds its reduced part of a gradient bucket into its ZeRO-2 shard)
+    void (*add_f32)(float *x, const float *y, int64_t n);
+
+    // Activation offload (memory.offload_activations): page-locked host memory and asynchronous copies on a
+    // copy stream of their own, ordered after the compute work queued so far. copy_wait(slot) makes the
+    // compute work queued next wait for the copy last started with that slot (slots 0..7). cpu: malloc,
+    // memcpy, no-op.
+    void *(*host_alloc)(size_t bytes);
+    void (*host_free)(void *p);
+    void (*copy_async)(void *dst, const void *src, size_t bytes, int slot);
+    void (*copy_wait)(int slot);
+
     // Attention implementation for the following calls (cuda only; NULL on cpu, which has one).
     // backend: LG_ATTN_BACKEND_*; deterministic != 0: every backward bitwise reproducible (native kernels,
     // no atomics), whatever backend says.

@@ -64,6 +64,19 @@ static void cpu_scale(float *x, int64_t n, float s) {
     for (int64_t i = 0; i < n; i++) x[i] *= s;
 }
 
+static void cpu_add_f32(float *x, const float *y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+static void *cpu_host_alloc(size_t bytes) { return lg_malloc(bytes ? bytes : 1); }
+static void cpu_host_free(void *p) { free(p); }
+static void cpu_copy_async(void *dst, const void *src, size_t bytes, int slot) {
+    (void)slot;
+    memmove(dst, src, bytes);
+}
+static void cpu_copy_wait(int slot) { (void)slot; }
+
 static void cpu_cast_params(void *dst, const float *src, int64_t n) {
     if (dst != src) memmove(dst, src, (size_t)n * sizeof(float));
 }
@@ -97,6 +110,11 @@ static const lg_ops cpu_ops = {
     .sumsq = cpu_sumsq,
     .scale = cpu_scale,
     .cast_params = cpu_cast_params,
+    .add_f32 = cpu_add_f32,
+    .host_alloc = cpu_host_alloc,
+    .host_free = cpu_host_free,
+    .copy_async = cpu_copy_async,
+    .copy_wait = cpu_copy_wait,
 };
 
 const lg_ops *lg_ops_cpu(void) {

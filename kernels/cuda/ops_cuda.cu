@@ -258,6 +258,11 @@ extern "C" const lg_ops *lg_ops_cuda_impl(const char **why) {
     cuda_ops.sumsq = lg_cu_sumsq;
     cuda_ops.scale = lg_cu_scale;
     cuda_ops.cast_params = lg_cu_cast_params;
+    cuda_ops.add_f32 = lg_cu_add_f32;
+    cuda_ops.host_alloc = lg_cu_host_alloc;
+    cuda_ops.host_free = lg_cu_host_free;
+    cuda_ops.copy_async = lg_cu_copy_async;
+    cuda_ops.copy_wait = lg_cu_copy_wait;
     state = 1;
     return &cuda_ops;
 }

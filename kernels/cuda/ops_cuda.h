@@ -109,6 +109,12 @@ void lg_cu_adamw(float *param, const float *grad, float *m, float *v, int64_t n,
 double lg_cu_sumsq(const float *x, int64_t n);
 void lg_cu_scale(float *x, int64_t n, float s);
 void lg_cu_cast_params(void *dst, const float *src, int64_t n);
+void lg_cu_add_f32(float *x, const float *y, int64_t n);
+// offload.cu: pinned host memory and the copy stream (activation offload)
+void *lg_cu_host_alloc(size_t bytes);
+void lg_cu_host_free(void *p);
+void lg_cu_copy_async(void *dst, const void *src, size_t bytes, int slot);
+void lg_cu_copy_wait(int slot);
 // fp32 <-> bf16 on the device (round to nearest even), n elements.
 void lg_cu_f32_to_bf16(bf16 *dst, const float *src, int64_t n);
 void lg_cu_bf16_to_f32(float *dst, const bf16 *src, int64_t n);

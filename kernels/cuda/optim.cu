@@ -102,5 +102,24 @@ void lg_cu_scale(float *x, int64_t n, float s) {
     cudaCheckLaunch("scale_kernel");
 }
 
+// x (n) += y (n), 4 per thread
+__global__ void add_f32_kernel(float *__restrict__ x, const float *__restrict__ y, int64_t n, int vec) {
+    int64_t i0 = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) * 4;
+    if (i0 >= n) return;
+    if (vec && i0 + 4 <= n) {
+        float4 a = *(float4 *)(x + i0), b = *(const float4 *)(y + i0);
+        a.x += b.x, a.y += b.y, a.z += b.z, a.w += b.w;
+        *(float4 *)(x + i0) = a;
+    } else {
+        for (int64_t i = i0; i < n && i < i0 + 4; i++) x[i] += y[i];
+    }
+}
+
+void lg_cu_add_f32(float *x, const float *y, int64_t n) {
+    if (n <= 0) return;
+    add_f32_kernel<<<lg_cu_blocks((n + 3) / 4, 256), 256, 0, LG_CU_STREAM>>>(x, y, n, lg_cu_al16(x) && lg_cu_al16(y));
+    cudaCheckLaunch("add_f32_kernel");
+}
+
 // dst (n) bf16 = src (n) fp32 master, round to nearest even
 void lg_cu_cast_params(void *dst, const float *src, int64_t n) { lg_cu_f32_to_bf16((bf16 *)dst, src, n); }
