@@ -91,7 +91,8 @@ void lg_dist_finalize(lg_dist *d) {
         ncclCommDestroy((ncclComm_t)d->nccl_comm);
         cudaStreamDestroy((cudaStream_t)d->nccl_stream);
         if (d->nccl_event) cudaEventDestroy((cudaEvent_t)d->nccl_event);
-        d->nccl_comm = d->nccl_stream = d->nccl_event = NULL;
+        if (d->nccl_done_event) cudaEventDestroy((cudaEvent_t)d->nccl_done_event);
+        d->nccl_comm = d->nccl_stream = d->nccl_event = d->nccl_done_event = NULL;
     }
 #endif
     free(d->scratch);
@@ -329,6 +330,52 @@ void lg_dist_allgather(lg_dist *d, float *x, int64_t n) {
 #endif
 }
 
+void lg_dist_allgather_elems(lg_dist *d, void *x, int64_t n, size_t elem_size) {
+    if (elem_size == 4) {
+        lg_dist_allgather(d, (float *)x, n);
+        return;
+    }
+    if (d->world == 1) return;
+#ifdef LG_DIST_NCCL
+    if (d->nccl && elem_size == 2) {
+        int64_t s, tail;
+        nccl_split(d, n, &s, &tail);
+        ncclComm_t c = (ncclComm_t)d->nccl_comm;
+        cudaStream_t st = (cudaStream_t)d->nccl_stream;
+        uint16_t *h = x;
+        CUDA_CHECK(cudaDeviceSynchronize());
+        NCCL_CHECK(d, ncclGroupStart());
+        if (s > 0) NCCL_CHECK(d, ncclAllGather(h + (int64_t)d->rank * s, h, (size_t)s, ncclBfloat16, c, st));
+        if (tail > 0)
+            NCCL_CHECK(d, ncclBroadcast(h + s * d->world, h + s * d->world, (size_t)tail, ncclBfloat16, d->world - 1, c, st));
+        NCCL_CHECK(d, ncclGroupEnd());
+        nccl_wait(d, "all-gather of the bf16 weights");
+        return;
+    }
+#endif
+    lg_die("all-gather of %zu-byte elements is only implemented for fp32 and, on NCCL, bf16", elem_size);
+}
+
+void lg_dist_gather_host(lg_dist *d, float *x, int64_t n, int root) {
+    if (d->world == 1) return;
+#ifdef LG_HAVE_MPI
+    int64_t K = d->chunk;
+    for (int r = 0; r < d->world; r++) {
+        if (r == root) continue;
+        int64_t a, b;
+        lg_dist_shard(n, d->world, r, &a, &b);
+        for (int64_t off = a; off < b; off += K) {
+            int cnt = (int)clamp_count(b - off, K);
+            if (d->rank == r) MPI_CHECK(MPI_Send(x + off, cnt, MPI_FLOAT, root, 104, MPI_COMM_WORLD));
+            else if (d->rank == root)
+                MPI_CHECK(MPI_Recv(x + off, cnt, MPI_FLOAT, r, 104, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+        }
+    }
+#else
+    (void)x; (void)n; (void)root;
+#endif
+}
+
 #ifdef LG_DIST_NCCL
 // Make the communication stream wait for the compute stream's work queued so far: an event, not a device sync,
 // so the collective queued next overlaps with whatever the compute stream is given afterwards.
@@ -357,9 +404,49 @@ void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n) {
     lg_dist_allreduce_sum(d, x, n);
 }
 
-int lg_dist_reduce_to_owners_start(lg_dist *d, float *x, int64_t lo, int64_t hi, int64_t n_total) {
+#ifdef LG_HAVE_MPI
+// Blocking reduce of buf ([lo, hi) of the flat buffer) onto the owners: for each owner in rank order, the
+// others send it their part of its shard, and it sums the W contributions in rank order (same bits as
+// mpi_reduce_scatter would give for those elements).
+static void mpi_reduce_owned(lg_dist *d, float *buf, int64_t lo, int64_t hi, int64_t n_total) {
+    int W = d->world, me = d->rank;
+    int64_t K = d->chunk;
+    if (!d->scratch) d->scratch = lg_malloc(sizeof(float) * (size_t)(W * K));
+    MPI_Request *req = lg_malloc(sizeof(MPI_Request) * (size_t)W);
+    for (int r = 0; r < W; r++) {
+        int64_t a, b;
+        lg_dist_shard(n_total, W, r, &a, &b);
+        if (a < lo) a = lo;
+        if (b > hi) b = hi;
+        for (int64_t off = a; off < b; off += K) {
+            int64_t cnt = clamp_count(b - off, K);
+            float *part = buf + (off - lo);
+            if (me != r) {
+                MPI_CHECK(MPI_Send(part, (int)cnt, MPI_FLOAT, r, 103, MPI_COMM_WORLD));
+                continue;
+            }
+            int nr = 0;
+            for (int p = 0; p < W; p++)
+                if (p != me)
+                    MPI_CHECK(MPI_Irecv(d->scratch + (int64_t)p * K, (int)cnt, MPI_FLOAT, p, 103, MPI_COMM_WORLD, &req[nr++]));
+            MPI_CHECK(MPI_Waitall(nr, req, MPI_STATUSES_IGNORE));
+            const float *sc = d->scratch;
+#pragma omp parallel for schedule(static) if (cnt > 65536)
+            for (int64_t i = 0; i < cnt; i++) {
+                float acc = me == 0 ? part[i] : sc[i];
+                for (int p = 1; p < W; p++) acc += p == me ? part[i] : sc[(int64_t)p * K + i];
+                part[i] = acc;
+            }
+        }
+    }
+    free(req);
+}
+#endif
+
+void lg_dist_reduce_owned_start(lg_dist *d, float *buf, int64_t lo, int64_t hi, int64_t n_total) {
+    if (d->world == 1 || hi <= lo) return;
 #ifdef LG_DIST_NCCL
-    if (d->nccl && d->world > 1) {
+    if (d->nccl) {
         nccl_after_compute(d);
         NCCL_CHECK(d, ncclGroupStart());
         for (int r = 0; r < d->world; r++) {
@@ -368,16 +455,35 @@ int lg_dist_reduce_to_owners_start(lg_dist *d, float *x, int64_t lo, int64_t hi,
             if (a < lo) a = lo;
             if (b > hi) b = hi;
             if (a < b)
-                NCCL_CHECK(d, ncclReduce(x + a, x + a, (size_t)(b - a), ncclFloat, ncclSum, r, (ncclComm_t)d->nccl_comm,
-                                         (cudaStream_t)d->nccl_stream));
+                NCCL_CHECK(d, ncclReduce(buf + (a - lo), buf + (a - lo), (size_t)(b - a), ncclFloat, ncclSum, r,
+                                         (ncclComm_t)d->nccl_comm, (cudaStream_t)d->nccl_stream));
         }
         NCCL_CHECK(d, ncclGroupEnd());
         d->pending++;
-        return 1;
+        return;
     }
 #endif
-    (void)d; (void)x; (void)lo; (void)hi; (void)n_total;
-    return 0;
+#ifdef LG_HAVE_MPI
+    mpi_reduce_owned(d, buf, lo, hi, n_total);
+#else
+    (void)buf; (void)n_total;
+#endif
+}
+
+void lg_dist_compute_waits(lg_dist *d) {
+#ifdef LG_DIST_NCCL
+    if (d->nccl && d->pending) {
+        cudaEvent_t ev = (cudaEvent_t)d->nccl_done_event;
+        if (!ev) {
+            CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming));
+            d->nccl_done_event = ev;
+        }
+        CUDA_CHECK(cudaEventRecord(ev, (cudaStream_t)d->nccl_stream));
+        CUDA_CHECK(cudaStreamWaitEvent(0, ev, 0));
+    }
+#else
+    (void)d;
+#endif
 }
 
 void lg_dist_wait(lg_dist *d) {

@@ -15,7 +15,7 @@
 #include "../kernels/ops.h"
 #include "util.h"
 
-typedef struct {
+typedef struct lg_dist_s {
     int rank, world;              // global rank and number of ranks
     int local_rank, local_world;  // rank among the ranks of this node (picks the GPU)
     int mpi;                      // 1 when lg_dist_init called MPI_Init (so finalize must be called)
@@ -23,6 +23,7 @@ typedef struct {
     const char *backend;          // "single", "mpi" or "nccl"
     void *nccl_comm, *nccl_stream;  // ncclComm_t, cudaStream_t (opaque here: the header stays C-only)
     void *nccl_event;               // cudaEvent_t: the compute stream's progress the next collective waits for
+    void *nccl_done_event;          // cudaEvent_t: the communication stream's progress compute waits for
     int pending;                    // collectives started and not yet waited for
     float *scratch;               // mpi: receive buffer of the reduce-scatter (world x chunk floats)
     int64_t chunk;                // mpi: elements exchanged per peer per round
@@ -51,11 +52,24 @@ void lg_dist_allreduce_sum(lg_dist *d, float *x, int64_t n);       // x = sum ov
 // On MPI ranks it completes before returning. Elementwise sums are in rank order, as lg_dist_allreduce_sum.
 void lg_dist_allreduce_sum_start(lg_dist *d, float *x, int64_t n);
 void lg_dist_wait(lg_dist *d);
-// ZeRO-2 piece by piece: start summing x[lo, hi) onto the ranks that own each part of it (the shards of
-// lg_dist_shard(n_total)). NCCL only (returns 0 elsewhere: the caller reduce-scatters after the backward).
-int lg_dist_reduce_to_owners_start(lg_dist *d, float *x, int64_t lo, int64_t hi, int64_t n_total);
+// ZeRO-2, one gradient bucket at a time: buf holds elements [lo, hi) of a flat buffer of n_total elements
+// whose shards are lg_dist_shard(n_total). Start summing buf over ranks onto the owners: afterwards the part
+// of buf inside this rank's shard holds the sum (rank order on mpi); the rest of buf is undefined. NCCL:
+// grouped in-place reduces on the communication stream after the compute work queued so far (returns at
+// once; lg_dist_compute_waits orders later compute after it); mpi: done on return; single: nothing to do.
+void lg_dist_reduce_owned_start(lg_dist *d, float *buf, int64_t lo, int64_t hi, int64_t n_total);
+// Compute work queued after this call waits for every collective started so far (NCCL: a stream event,
+// the host does not block). No-op on the other backends, whose collectives finish before returning.
+void lg_dist_compute_waits(lg_dist *d);
 void lg_dist_reduce_scatter_sum(lg_dist *d, float *x, int64_t n);  // x[this rank's shard] = sum; rest undefined
 void lg_dist_allgather(lg_dist *d, float *x, int64_t n);           // x[shard of r] from rank r, for every r
+// The same in place on elements of elem_size bytes (4: fp32; 2: the bf16 weights, NCCL only), shards of
+// lg_dist_shard(n).
+void lg_dist_allgather_elems(lg_dist *d, void *x, int64_t n, size_t elem_size);
+// Host fp32 buffer of n elements: rank r's shard of lg_dist_shard(n) is sent to root, which receives every
+// shard where it belongs (checkpoints and exports written by rank 0 from sharded master weights). MPI; no-op
+// for one rank.
+void lg_dist_gather_host(lg_dist *d, float *x, int64_t n, int root);
 
 // Host values.
 void lg_dist_allgather_f64(lg_dist *d, double v, double *all);     // all (world) = v of each rank

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "rope.h"
 #include "util.h"
 
@@ -15,10 +16,18 @@ static void *W(const lg_model *M, lg_param_kind k, int layer) {
     const lg_param *p = lg_params_get(&M->pt, k, layer);
     return (char *)M->w + (size_t)p->offset * M->ops->param_size;
 }
+// Gradient of a weight: in the whole buffer, or (ZeRO-2) in the embedding's bucket or the bucket of the unit
+// whose backward is running.
 static float *G(const lg_model *M, lg_param_kind k, int layer) {
     if (k == LG_P_LM_HEAD && M->m->tie_embeddings) k = LG_P_EMBED, layer = -1;
     const lg_param *p = lg_params_get(&M->pt, k, layer);
-    return M->grad + p->offset;
+    if (!M->grads_sharded) return M->grad + (p->offset - M->glo);
+    if (k == LG_P_EMBED) return M->gembed + (p->offset - M->embed_lo);
+    int b = M->cur_bucket;
+    if (p->offset < M->bucket_lo[b] || p->offset + p->numel > M->bucket_hi[b])
+        lg_die("internal: gradient of %s written outside the current bucket [%lld, %lld)", p->name,
+               (long long)M->bucket_lo[b], (long long)M->bucket_hi[b]);
+    return M->bucket[b] + (p->offset - M->bucket_lo[b]);
 }
 
 // Every activation buffer goes through here, so lg_model_buffer_bytes (the planner) counts exactly what
@@ -68,7 +77,7 @@ static void alloc_activations(lg_model *M) {
     M->kept_bytes = (int64_t)((L + 1) * T * C) * (int64_t)a;
 }
 
-void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S) {
+void lg_model_init_dist(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S, lg_dist *d) {
     memset(M, 0, sizeof *M);
     M->cfg = cfg;
     M->m = &cfg->model;
@@ -81,14 +90,41 @@ void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, 
     lg_params_build(&M->pt, m);
     M->mlp_chunk = cfg->mlp_chunk > 0 && cfg->mlp_chunk < M->T ? cfg->mlp_chunk : (int)M->T;
     M->loss_chunk = cfg->loss_chunk > 0 && cfg->loss_chunk < M->T ? cfg->loss_chunk : (int)M->T;
+    const int64_t total = M->pt.total;
+    int many = d && d->world > 1;
+    M->dist = many ? d : NULL;
+    int64_t slo = 0, shi = total;
+    if (many) lg_dist_shard(total, d->world, d->rank, &slo, &shi);
 
-    M->master = lg_calloc((size_t)M->pt.total, sizeof(float));
+    M->master = lg_calloc((size_t)total, sizeof(float));
     int host = !strcmp(ops->name, "cpu");
-    M->dmaster = host ? M->master : ops->alloc((size_t)M->pt.total * sizeof(float));
+    // The cpu backend computes on the fp32 master itself, so it stays whole there; a device backend keeps only
+    // the shard its optimizer updates (ZeRO >= 1) and all-gathers the bf16 weights made from it.
+    M->master_sharded = many && !host && cfg->zero_stage >= 1;
+    M->mlo = M->master_sharded ? slo : 0;
+    M->mhi = M->master_sharded ? shi : total;
+    M->dmaster = host ? M->master : ops->alloc((size_t)(M->mhi - M->mlo) * sizeof(float));
     if (host && ops->param_size == sizeof(float)) M->w = M->master;  // cpu computes on the master itself
-    else M->w = ops->alloc((size_t)M->pt.total * ops->param_size);
-    M->grad = ops->alloc((size_t)M->pt.total * sizeof(float));
-    ops->zero(M->grad, (size_t)M->pt.total * sizeof(float));
+    else M->w = ops->alloc((size_t)total * ops->param_size);
+
+    M->grads_sharded = many && cfg->zero_stage >= 2;
+    M->glo = M->grads_sharded ? slo : 0;
+    M->ghi = M->grads_sharded ? shi : total;
+    M->grad = ops->alloc((size_t)(M->ghi - M->glo) * sizeof(float));
+    ops->zero(M->grad, (size_t)(M->ghi - M->glo) * sizeof(float));
+    if (M->grads_sharded) {
+        const lg_param *e = lg_params_get(&M->pt, LG_P_EMBED, -1), *nrm = lg_params_get(&M->pt, LG_P_NORM, -1);
+        M->embed_lo = e->offset;
+        M->embed_hi = e->offset + e->numel;
+        int64_t cap = total - nrm->offset;  // final norm + untied LM head: the table's tail
+        for (int l = 0; l < m->n_layers; l++) {
+            int64_t lo = lg_params_get(&M->pt, LG_P_ATTN_NORM, l)->offset;
+            const lg_param *last = lg_params_get(&M->pt, LG_P_WDOWN, l);
+            if (last->offset + last->numel - lo > cap) cap = last->offset + last->numel - lo;
+        }
+        M->gembed = ops->alloc((size_t)e->numel * sizeof(float));
+        for (int b = 0; b < 2; b++) M->bucket[b] = ops->alloc((size_t)cap * sizeof(float));
+    }
 
     alloc_activations(M);
     int half = m->head_dim / 2;
@@ -100,12 +136,18 @@ void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, 
     free(s);
 }
 
+void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S) {
+    lg_model_init_dist(M, cfg, ops, B, S, NULL);
+}
+
 void lg_model_free(lg_model *M) {
     const lg_ops *o = M->ops;
     void *bufs[] = {M->xs, M->h, M->rstd1, M->rstd2, M->rstdf, M->q, M->att, M->k, M->v, M->lse, M->x2, M->h2,
                     M->g, M->u, M->a, M->logits, M->dres, M->dh, M->dq, M->datt, M->dk, M->dv, M->dg, M->du,
-                    M->da, M->tokens, M->targets, M->rope_cos, M->rope_sin, M->grad};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) o->free(bufs[i]);
+                    M->da, M->tokens, M->targets, M->rope_cos, M->rope_sin, M->grad, M->gembed, M->bucket[0],
+                    M->bucket[1]};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]) o->free(bufs[i]);
     if (M->w != M->master) o->free(M->w);
     if (M->dmaster != M->master) o->free(M->dmaster);
     free(M->master);
@@ -113,19 +155,67 @@ void lg_model_free(lg_model *M) {
     memset(M, 0, sizeof *M);
 }
 
+float *lg_model_master_at(const lg_model *M, int64_t i) {
+    if (i < M->mlo || i > M->mhi) lg_die("internal: master index %lld outside [%lld, %lld]", (long long)i, (long long)M->mlo, (long long)M->mhi);
+    return M->dmaster + (M->dmaster == M->master ? i : i - M->mlo);
+}
+
+float *lg_model_grad_at(const lg_model *M, int64_t i) {
+    if (i < M->glo || i > M->ghi) lg_die("internal: gradient index %lld outside [%lld, %lld]", (long long)i, (long long)M->glo, (long long)M->ghi);
+    return M->grad + (i - M->glo);
+}
+
 void lg_model_sync_weights(lg_model *M) {
-    if (M->w != M->dmaster) M->ops->cast_params(M->w, M->dmaster, M->pt.total);
+    if (M->w == M->dmaster) return;  // cpu: the ops read the master itself
+    int64_t n = M->mhi - M->mlo;
+    M->ops->cast_params((char *)M->w + (size_t)M->mlo * M->ops->param_size, M->dmaster, n);
+    if (M->master_sharded) lg_dist_allgather_elems(M->dist, M->w, M->pt.total, M->ops->param_size);
 }
 
 void lg_model_master_from_host(lg_model *M) {
-    if (M->dmaster != M->master) M->ops->upload(M->dmaster, M->master, (size_t)M->pt.total, sizeof(float));
+    if (M->dmaster != M->master)
+        M->ops->upload(M->dmaster, M->master + M->mlo, (size_t)(M->mhi - M->mlo), sizeof(float));
 }
 
 void lg_model_master_to_host(lg_model *M) {
-    if (M->dmaster != M->master) M->ops->download(M->master, M->dmaster, (size_t)M->pt.total, sizeof(float));
+    if (M->dmaster == M->master) return;
+    M->ops->download(M->master + M->mlo, M->dmaster, (size_t)(M->mhi - M->mlo), sizeof(float));
+    if (M->master_sharded) lg_dist_gather_host(M->dist, M->master, M->pt.total, 0);
 }
 
-void lg_model_zero_grad(lg_model *M) { M->ops->zero(M->grad, (size_t)M->pt.total * sizeof(float)); }
+void lg_model_zero_grad(lg_model *M) { M->ops->zero(M->grad, (size_t)(M->ghi - M->glo) * sizeof(float)); }
+
+// --- ZeRO-2 buckets -------------------------------------------------------------------------------------------
+// Add the owned part of a reduced bucket holding [lo, hi) into the gradient shard, once the reduction is done.
+static void bucket_fold(lg_model *M, float *buf, int64_t lo, int64_t hi) {
+    int64_t a = lo > M->glo ? lo : M->glo, b = hi < M->ghi ? hi : M->ghi;
+    lg_dist_compute_waits(M->dist);
+    if (a < b) M->ops->add_f32(M->grad + (a - M->glo), buf + (a - lo), b - a);
+}
+
+// The backward of the unit [lo, hi) starts: its gradients go into the next bucket, emptied first.
+static void unit_begin(lg_model *M, int64_t lo, int64_t hi) {
+    if (!M->grads_sharded) return;
+    int b = M->cur_bucket ^ 1;
+    if (M->bucket_pending[b]) bucket_fold(M, M->bucket[b], M->bucket_lo[b], M->bucket_hi[b]);
+    M->bucket_pending[b] = 0;
+    M->ops->zero(M->bucket[b], (size_t)(hi - lo) * sizeof(float));
+    M->bucket_lo[b] = lo;
+    M->bucket_hi[b] = hi;
+    M->cur_bucket = b;
+}
+
+// The unit's gradients for this micro-batch are complete: reduce them onto their owners (ZeRO-2), or tell the
+// trainer (whole buffer: it all-reduces them in the last micro-batch).
+static void unit_end(lg_model *M, int64_t lo, int64_t hi) {
+    if (!M->grads_sharded) {
+        if (M->grads_ready) M->grads_ready(M->grads_ready_ctx, lo, hi);
+        return;
+    }
+    int b = M->cur_bucket;
+    lg_dist_reduce_owned_start(M->dist, M->bucket[b], lo, hi, M->pt.total);
+    M->bucket_pending[b] = 1;
+}
 
 // Attention half of layer l on x (T,C): leaves h, rstd1, q, k (roped), v, att, lse, and x2 = x + att Wo^T.
 static void attn_forward(lg_model *M, int l, const void *x) {
@@ -250,27 +340,37 @@ double lg_model_forward(lg_model *M, const int32_t *tokens, const int32_t *targe
     return loss;
 }
 
-// Tell the trainer that the gradients of the table entries [first, last] are final.
-static void ready(lg_model *M, const lg_param *first, const lg_param *last) {
-    if (M->grads_ready) M->grads_ready(M->grads_ready_ctx, first->offset, last->offset + last->numel);
-}
-
 double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targets, float dscale) {
-    forward_all(M, tokens, targets);
-    double loss = head_loss(M, dscale, 1, NULL);
     const lg_param_table *pt = &M->pt;
+    if (M->grads_sharded) M->ops->zero(M->gembed, (size_t)(M->embed_hi - M->embed_lo) * sizeof(float));
+    forward_all(M, tokens, targets);
     // final norm (+ untied LM head): the table's tail after the last layer
-    ready(M, lg_params_get(pt, LG_P_NORM, -1), &pt->p[pt->n - 1]);
+    int64_t tail = lg_params_get(pt, LG_P_NORM, -1)->offset;
+    unit_begin(M, tail, pt->total);
+    double loss = head_loss(M, dscale, 1, NULL);
+    unit_end(M, tail, pt->total);
     int64_t T = M->T, C = M->m->dim;
     for (int l = M->m->n_layers - 1; l >= 0; l--) {
         void *x = ACT(M, M->xs, l * T * C);
+        int64_t lo = lg_params_get(pt, LG_P_ATTN_NORM, l)->offset;
+        const lg_param *last = lg_params_get(pt, LG_P_WDOWN, l);
+        unit_begin(M, lo, last->offset + last->numel);
         attn_forward(M, l, x);  // recompute: only the layer input was kept
         mlp_backward(M, l);
         attn_backward(M, l, x);
-        ready(M, lg_params_get(pt, LG_P_ATTN_NORM, l), lg_params_get(pt, LG_P_WDOWN, l));
+        unit_end(M, lo, last->offset + last->numel);
     }
     M->ops->embedding_bwd(G(M, LG_P_EMBED, -1), M->dres, M->tokens, T, (int)C);
-    ready(M, lg_params_get(pt, LG_P_EMBED, -1), lg_params_get(pt, LG_P_EMBED, -1));
+    if (M->grads_sharded) {
+        lg_dist_reduce_owned_start(M->dist, M->gembed, M->embed_lo, M->embed_hi, pt->total);
+        for (int b = 0; b < 2; b++)
+            if (M->bucket_pending[b]) bucket_fold(M, M->bucket[b], M->bucket_lo[b], M->bucket_hi[b]);
+        M->bucket_pending[0] = M->bucket_pending[1] = 0;
+        bucket_fold(M, M->gembed, M->embed_lo, M->embed_hi);
+    } else {
+        const lg_param *e = lg_params_get(pt, LG_P_EMBED, -1);
+        unit_end(M, e->offset, e->offset + e->numel);
+    }
     M->ops->sync();
     return loss;
 }

@@ -8,6 +8,8 @@
 #include "config.h"
 #include "params.h"
 
+struct lg_dist_s;
+
 typedef struct {
     const lg_config *cfg;
     const lg_model_cfg *m;
@@ -18,10 +20,27 @@ typedef struct {
     int mlp_chunk, loss_chunk;
 
     float *master;            // (pt.total) fp32 master weights on the host: import/export/checkpoint I/O
-    float *dmaster;           // (pt.total) fp32 master weights in backend memory: the optimizer updates these
-                              // (cpu: aliases master; cuda: device copy, see lg_model_master_to/from_host)
+    float *dmaster;           // fp32 master weights [mlo, mhi) in backend memory: the optimizer updates these
+                              // (cpu: aliases master, whole; cuda: a device buffer, the rank's ZeRO shard when
+                              // master_sharded, else whole)
+    int64_t mlo, mhi;
+    int master_sharded;
     void *w;                  // (pt.total) weights in the backend's param dtype (cpu: aliases master)
-    float *grad;              // (pt.total) fp32 gradients in backend memory, accumulated over micro-batches
+    float *grad;              // fp32 gradients [glo, ghi) in backend memory, accumulated over micro-batches:
+                              // the whole table, or the rank's shard under ZeRO-2 (grads_sharded)
+    int64_t glo, ghi;
+    int grads_sharded;
+    // ZeRO-2 buckets (grads_sharded): the backward of each unit (final norm + LM head, each layer) adds into
+    // one of two alternating buckets; when the unit is done the bucket is reduced onto its owners, and the
+    // owned part is added into grad just before the bucket is reused (so the reduction overlaps the next
+    // unit's backward) or when the backward ends. The embedding has a bucket of its own (a tied LM head adds
+    // into it first).
+    float *bucket[2];
+    int64_t bucket_lo[2], bucket_hi[2];
+    int bucket_pending[2], cur_bucket;
+    float *gembed;
+    int64_t embed_lo, embed_hi;
+    struct lg_dist_s *dist;   // the collectives of the sharded modes (NULL: one replica, nothing sharded)
 
     // activations, backend memory
     void *xs;                 // (L+1, T, C) input of each layer; xs[L] = final hidden state
@@ -56,15 +75,26 @@ typedef struct {
     int plan_only;            // count buffers without allocating (lg_model_buffer_bytes)
 } lg_model;
 
-// Build the parameter table, allocate weights/grads/activations for micro-batches of B x S.
+// Build the parameter table, allocate weights/grads/activations for micro-batches of B x S; every buffer
+// whole (one replica).
 void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S);
+// Data-parallel rank under cfg->zero_stage with dist: ZeRO >= 1 on a device backend keeps only this rank's
+// shard of the fp32 master (the weights are all-gathered in bf16 after each update); ZeRO-2 also keeps only
+// the shard of the gradients (buckets, above). One rank, or dist NULL: as lg_model_init.
+void lg_model_init_dist(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S, struct lg_dist_s *dist);
 void lg_model_free(lg_model *M);
-// Cast dmaster (fp32, backend) into the weights the ops use (cuda: bf16); call after each optimizer step.
+// Cast dmaster (fp32, backend) into the weights the ops use (cuda: bf16); sharded master: cast the shard and
+// all-gather the weights (collective). Call after each optimizer step (after the fp32 all-gather of a whole
+// master updated by shards) and after loading the master.
 void lg_model_sync_weights(lg_model *M);
-// Host master -> dmaster (after import / checkpoint load) and dmaster -> host master (before export / save).
-// No-ops on the cpu backend, where both are one buffer.
+// Host master [mlo, mhi) -> dmaster (after import / checkpoint load). No-op on cpu (one buffer).
 void lg_model_master_from_host(lg_model *M);
+// dmaster -> host master (before export / save). Collective when the master is sharded: on return rank 0
+// holds the whole master, the other ranks their shard.
 void lg_model_master_to_host(lg_model *M);
+// Pointers at flat index i of the master and gradient buffers (i must be inside [mlo, mhi) / [glo, ghi)).
+float *lg_model_master_at(const lg_model *M, int64_t i);
+float *lg_model_grad_at(const lg_model *M, int64_t i);
 void lg_model_zero_grad(lg_model *M);
 
 // Forward + backward on one micro-batch. tokens, targets: (B*S) host arrays; target < 0 is ignored.

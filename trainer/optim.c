@@ -32,7 +32,7 @@ void lg_adamw_step(lg_adamw *o, const lg_config *c, const lg_param_table *pt, fl
         int64_t b = p->offset + p->numel < o->hi ? p->offset + p->numel : o->hi;
         if (a >= b) continue;  // tensor outside this optimizer's range
         float wd = p->decay ? (float)c->weight_decay : 0.0f;  // no decay on norm weights
-        o->ops->adamw(master + a, grad + a, o->m + (a - o->lo), o->v + (a - o->lo), b - a, lr, (float)c->beta1,
+        o->ops->adamw(master + (a - o->lo), grad + (a - o->lo), o->m + (a - o->lo), o->v + (a - o->lo), b - a, lr, (float)c->beta1,
                       (float)c->beta2, (float)c->eps, wd, t);
     }
 }

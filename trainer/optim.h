@@ -15,9 +15,9 @@ typedef struct {
 
 void lg_adamw_init(lg_adamw *o, const lg_ops *ops, int64_t lo, int64_t hi);
 void lg_adamw_free(lg_adamw *o);
-// One step (t is 1-based) on master[lo, hi) using grad[lo, hi); master and grad are whole flat buffers
-// (table total) in backend memory, only the optimizer's range is read or written. Weight decay follows each
-// tensor's decay flag; a tensor cut by the range boundary is updated on its part inside the range.
+// One step (t is 1-based) on the optimizer's range [lo, hi): master and grad point at flat index lo of
+// buffers in backend memory holding at least that range (a whole buffer + lo, or a ZeRO shard). Weight decay
+// follows each tensor's decay flag; a tensor cut by the range boundary is updated on its part inside it.
 void lg_adamw_step(lg_adamw *o, const lg_config *c, const lg_param_table *pt, float *master, const float *grad,
                    float lr, int t);
 // Moments of [lo, hi) (inside the optimizer's range) -> host fp32 arrays of hi - lo elements (checkpoints).

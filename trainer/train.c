@@ -115,7 +115,7 @@ typedef struct {
 } run_ctx;
 
 static char *save_checkpoint(run_ctx *r, int64_t step, int64_t tokens, double lr) {
-    if (r->d->rank == 0) lg_model_master_to_host(r->M);  // rank 0 writes the model file
+    lg_model_master_to_host(r->M);  // rank 0 writes the model file (collective: gathers a sharded master)
     int64_t n = r->shi - r->slo;
     float *m = lg_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1)), *v = lg_malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     lg_adamw_download(r->opt, r->slo, r->shi, m, v);
@@ -179,14 +179,13 @@ static void export_gguf(const lg_config *c, lg_model *M) {
 typedef struct {
     lg_dist *d;
     float *grad;
-    int zero;
-    int64_t total;
 } overlap_ctx;
 
+// Whole gradient buffer (ZeRO-0/1): a unit's gradients are final in the last micro-batch; all-reduce them
+// while the units below run their backward.
 static void grads_ready(void *ctx, int64_t lo, int64_t hi) {
     overlap_ctx *o = ctx;
-    if (o->zero == 2) lg_dist_reduce_to_owners_start(o->d, o->grad, lo, hi, o->total);
-    else lg_dist_allreduce_sum_start(o->d, o->grad + lo, hi - lo);
+    lg_dist_allreduce_sum_start(o->d, o->grad + lo, hi - lo);
 }
 
 int lg_train(const lg_config *c, lg_dist *d) {
@@ -220,7 +219,7 @@ int lg_train(const lg_config *c, lg_dist *d) {
     }
 
     lg_model M;
-    lg_model_init(&M, c, ops, B, S);
+    lg_model_init_dist(&M, c, ops, B, S, d);
     const int64_t total = M.pt.total;
     // ZeRO: this rank's shard; the optimizer's range is the shard (1, 2) or everything (0)
     int64_t slo, shi;
@@ -243,8 +242,10 @@ int lg_train(const lg_config *c, lg_dist *d) {
         // each rank reads its shard of the weights, then one all-gather gives everyone all of them
         lg_ckpt_load_master(resume, &M.pt, M.master, slo, shi);
         lg_model_master_from_host(&M);
-        lg_dist_allgather(d, M.dmaster, total);
-        lg_model_master_to_host(&M);
+        if (!M.master_sharded) {  // a whole master: every rank needs every shard
+            lg_dist_allgather(d, M.dmaster, total);
+            lg_model_master_to_host(&M);
+        }
         float *hm = lg_malloc(sizeof(float) * (size_t)(ohi - olo + 1)), *hv = lg_malloc(sizeof(float) * (size_t)(ohi - olo + 1));
         lg_ckpt_load_optim(resume, hm, hv, olo, ohi);
         lg_adamw_upload(&opt, hm, hv);
@@ -267,7 +268,8 @@ int lg_train(const lg_config *c, lg_dist *d) {
     if (resume) lg_batch_set_cursor(data, st.data_epoch, st.data_pos);
 
     char buf[64];
-    lg_format_bytes((double)total * 4 * 2 + (double)(ohi - olo) * 4 * 2 + (double)M.act_bytes, buf, sizeof buf);
+    lg_format_bytes((double)(M.mhi - M.mlo) * 4 * (M.dmaster != M.master) + (double)total * ops->param_size +
+                        (double)(M.ghi - M.glo) * 4 + (double)(ohi - olo) * 4 * 2 + (double)M.act_bytes, buf, sizeof buf);
     lg_info("model: %d layers, dim %d, %d heads (%d kv), ffn %d, vocab %d: %.2fM parameters; backend %s", c->model.n_layers,
             c->model.dim, c->model.n_heads, c->model.n_kv_heads, c->model.ffn_dim, c->model.vocab_size,
             total / 1e6, ops->name);
@@ -285,8 +287,8 @@ int lg_train(const lg_config *c, lg_dist *d) {
     lg_info("activations allocated: %lld bytes (lgtrain --plan predicts the same)", (long long)M.act_bytes);
     if (world > 1)
         lg_info("data parallel: %d ranks over %s, ZeRO-%d (%s); rank 0 owns parameters [%lld, %lld) of %lld", world,
-                d->backend, zero, zero == 0 ? "replicated optimizer" : zero == 1 ? "optimizer state sharded"
-                                                                                : "optimizer state and gradients sharded",
+                d->backend, zero, zero == 0 ? "replicated optimizer" : zero == 1 ? "optimizer state and master weights sharded"
+                                                                                : "optimizer state, master weights and gradients sharded",
                 (long long)slo, (long long)shi, (long long)total);
 
     char *log_path = lg_path_join(c->out_dir, "train_log.jsonl");
@@ -298,12 +300,12 @@ int lg_train(const lg_config *c, lg_dist *d) {
     run_ctx rc_ctx = {d, c, &M, &opt, data, slo, shi};
     install_stop_handlers();
 
-    // Gradient reduction overlapped with the backward, layer by layer: all-reduce for ZeRO-0/1 (NCCL or MPI),
-    // reduce onto the owning ranks for ZeRO-2 (NCCL; MPI ranks reduce-scatter after the backward so that the
-    // sums keep their rank order). LG_NO_OVERLAP=1 turns it off for comparisons.
+    // Gradient reduction overlapped with the backward, unit by unit: ZeRO-0/1 all-reduce each unit of the
+    // whole buffer in the last micro-batch (LG_NO_OVERLAP=1: one all-reduce after the backward, for
+    // comparisons); ZeRO-2 reduces every micro-batch's buckets onto their owners inside the backward.
     const char *no_ov = getenv("LG_NO_OVERLAP");
-    int overlap = world > 1 && (zero < 2 || d->nccl) && !(no_ov && atoi(no_ov));
-    overlap_ctx oc = {d, M.grad, zero, total};
+    int overlap = world > 1 && !M.grads_sharded && !(no_ov && atoi(no_ov));
+    overlap_ctx oc = {d, M.grad};
     M.grads_ready_ctx = &oc;
     const int64_t step0 = st.step;
     int64_t tokens_seen = st.tokens_seen;
@@ -331,9 +333,8 @@ int lg_train(const lg_config *c, lg_dist *d) {
         if (hook_at("LG_TEST_DIE_AT", step, rank)) lg_die("test hook LG_TEST_DIE_AT: rank %d fails at step %lld", rank, (long long)step);
         double loss = lg_dist_sum_f64(d, loss_sum) / (double)targets_per_step;
         if (overlap) lg_dist_wait(d);
-        else if (zero == 2) lg_dist_reduce_scatter_sum(d, M.grad, total);
-        else lg_dist_allreduce_sum(d, M.grad, total);
-        double gnorm = sqrt(lg_dist_sum_f64(d, ops->sumsq(M.grad + slo, shi - slo)));
+        else if (!M.grads_sharded) lg_dist_allreduce_sum(d, M.grad, total);
+        double gnorm = sqrt(lg_dist_sum_f64(d, ops->sumsq(lg_model_grad_at(&M, slo), shi - slo)));
         const char *nan_at = getenv("LG_TEST_NAN_AT");  // test hook: a non-finite gradient at this step, every rank
         if (nan_at && atoll(nan_at) == step) gnorm = NAN;
         tokens_seen += c->tokens_per_step;
@@ -347,10 +348,10 @@ int lg_train(const lg_config *c, lg_dist *d) {
         }
         if (finite) {
             if (c->grad_clip > 0 && gnorm > c->grad_clip)
-                ops->scale(M.grad + olo, ohi - olo, (float)(c->grad_clip / gnorm));
-            lg_adamw_step(&opt, c, &M.pt, M.dmaster, M.grad, (float)lr, (int)step);
-            if (zero > 0) lg_dist_allgather(d, M.dmaster, total);
-            lg_model_sync_weights(&M);
+                ops->scale(lg_model_grad_at(&M, olo), ohi - olo, (float)(c->grad_clip / gnorm));
+            lg_adamw_step(&opt, c, &M.pt, lg_model_master_at(&M, olo), lg_model_grad_at(&M, olo), (float)lr, (int)step);
+            if (zero > 0 && !M.master_sharded) lg_dist_allgather(d, M.dmaster, total);
+            lg_model_sync_weights(&M);  // sharded master: casts the shard, all-gathers the bf16 weights
         } else {
             lg_warn("step %lld: loss %g, grad norm %g is not finite; step skipped (memory.nan_policy = skip)",
                     (long long)step, loss, gnorm);
@@ -390,16 +391,13 @@ int lg_train(const lg_config *c, lg_dist *d) {
     }
     if (logf) lg_fclose(logf, log_path);
 
+    if (rc == 0 && !stopped && (c->export_hf || c->export_gguf)) lg_model_master_to_host(&M);  // collective
     if (rc == 0 && !stopped && c->export_hf && rank == 0) {
         const char *src = strcmp(c->init_from, "random") ? c->init_from : NULL;
         lg_info("exporting HF model to %s (%s)", c->export_dir, c->export_dtype);
-        lg_model_master_to_host(&M);
         lg_hf_export(c->export_dir, c, &M.pt, M.master, src, c->export_dtype);
     }
-    if (rc == 0 && !stopped && c->export_gguf && rank == 0) {
-        lg_model_master_to_host(&M);
-        export_gguf(c, &M);
-    }
+    if (rc == 0 && !stopped && c->export_gguf && rank == 0) export_gguf(c, &M);
     lg_dist_barrier(d);
     lg_info("done: log %s", log_path);
     free(seq); free(tok); free(tgt); free(log_path); free(cfg_path); free(resume);
