@@ -71,7 +71,7 @@ int main(void) {
             lg_dist_shard(n, w, r, &lo, &hi);
             lg_adamw sh;
             lg_adamw_init(&sh, ops, lo, hi);
-            for (int t = 1; t <= 3; t++) lg_adamw_step(&sh, &c, &pt, wb, g, 1e-2f, t);
+            for (int t = 1; t <= 3; t++) lg_adamw_step(&sh, &c, &pt, wb + lo, g + lo, 1e-2f, t);
             float *m = malloc(sizeof(float) * (hi - lo + 1)), *v = malloc(sizeof(float) * (hi - lo + 1));
             lg_adamw_download(&sh, lo, hi, m, v);
             CHECK(!memcmp(m, full.m + lo, sizeof(float) * (hi - lo)) && !memcmp(v, full.v + lo, sizeof(float) * (hi - lo)),

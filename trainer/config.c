@@ -158,9 +158,11 @@ static const key_def KEYS[] = {
      "LR after warmup"},
     // [memory]
     {"memory", "zero_stage", K_INT, OFF(zero_stage), 0, 0, 2, 0, 0, 0, "1", 0, 0,
-     "0 replicate, 1 shard optimizer state, 2 also gradients"},
+     "0 replicate, 1 shard optimizer state (+ fp32 master on GPUs), 2 also gradients"},
     {"memory", "recompute", K_BOOL, OFF(recompute), 0, 0, 0, 0, 0, 0, "true", 0, 0,
      "keep only layer inputs; recompute in backward (false is not implemented yet)"},
+    {"memory", "offload_activations", K_BOOL, OFF(offload_activations), 0, 0, 0, 0, 0, 0, "false", 0, 0,
+     "keep each layer's input in page-locked host memory (copied while other layers compute)"},
     {"memory", "device_gib", K_F64, OFF(device_gib), 0, 0, INF, F_LO_OPEN, 0, 0, "79", 0, 0,
      "memory per device (GiB) that --plan checks the plan against (H100 80GB: 79)"},
     {"memory", "mlp_chunk", K_INT, OFF(mlp_chunk), 0, 0, INF, 0, 0, 0, "0", 0, 0,

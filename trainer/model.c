@@ -44,7 +44,16 @@ static void alloc_activations(lg_model *M) {
     int64_t QD = (int64_t)m->n_heads * m->head_dim, KD = (int64_t)m->n_kv_heads * m->head_dim;
     size_t a = M->act_size;
     int64_t mc = M->mlp_chunk, lc = M->loss_chunk;
-    M->xs = balloc(M, (size_t)((L + 1) * T * C) * a);
+    if (M->cfg->offload_activations) {
+        // Layer inputs live in page-locked host memory; the device keeps two T x C slots (the input and the
+        // output of the layer at work), see xdev.
+        M->offload = 1;
+        M->xs = balloc(M, (size_t)(2 * T * C) * a);
+        M->host_bytes = (int64_t)(L * T * C) * (int64_t)a;
+        M->xs_host = M->plan_only ? NULL : M->ops->host_alloc((size_t)M->host_bytes);
+    } else {
+        M->xs = balloc(M, (size_t)((L + 1) * T * C) * a);
+    }
     M->h = balloc(M, (size_t)(T * C) * a);
     M->rstd1 = balloc(M, (size_t)T * 4);
     M->rstd2 = balloc(M, (size_t)T * 4);
@@ -74,7 +83,17 @@ static void alloc_activations(lg_model *M) {
     int half = m->head_dim / 2;
     M->rope_cos = balloc(M, (size_t)S * half * 4);
     M->rope_sin = balloc(M, (size_t)S * half * 4);
-    M->kept_bytes = (int64_t)((L + 1) * T * C) * (int64_t)a;
+    M->kept_bytes = (int64_t)((M->offload ? 2 : L + 1) * T * C) * (int64_t)a;
+}
+
+int64_t lg_model_bucket_elems(const lg_param_table *pt, int n_layers) {
+    int64_t cap = pt->total - lg_params_get(pt, LG_P_NORM, -1)->offset;  // final norm + untied LM head
+    for (int l = 0; l < n_layers; l++) {
+        int64_t lo = lg_params_get(pt, LG_P_ATTN_NORM, l)->offset;
+        const lg_param *last = lg_params_get(pt, LG_P_WDOWN, l);
+        if (last->offset + last->numel - lo > cap) cap = last->offset + last->numel - lo;
+    }
+    return cap;
 }
 
 void lg_model_init_dist(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, int S, lg_dist *d) {
@@ -113,15 +132,10 @@ void lg_model_init_dist(lg_model *M, const lg_config *cfg, const lg_ops *ops, in
     M->grad = ops->alloc((size_t)(M->ghi - M->glo) * sizeof(float));
     ops->zero(M->grad, (size_t)(M->ghi - M->glo) * sizeof(float));
     if (M->grads_sharded) {
-        const lg_param *e = lg_params_get(&M->pt, LG_P_EMBED, -1), *nrm = lg_params_get(&M->pt, LG_P_NORM, -1);
+        const lg_param *e = lg_params_get(&M->pt, LG_P_EMBED, -1);
         M->embed_lo = e->offset;
         M->embed_hi = e->offset + e->numel;
-        int64_t cap = total - nrm->offset;  // final norm + untied LM head: the table's tail
-        for (int l = 0; l < m->n_layers; l++) {
-            int64_t lo = lg_params_get(&M->pt, LG_P_ATTN_NORM, l)->offset;
-            const lg_param *last = lg_params_get(&M->pt, LG_P_WDOWN, l);
-            if (last->offset + last->numel - lo > cap) cap = last->offset + last->numel - lo;
-        }
+        int64_t cap = lg_model_bucket_elems(&M->pt, m->n_layers);
         M->gembed = ops->alloc((size_t)e->numel * sizeof(float));
         for (int b = 0; b < 2; b++) M->bucket[b] = ops->alloc((size_t)cap * sizeof(float));
     }
@@ -148,6 +162,7 @@ void lg_model_free(lg_model *M) {
                     M->bucket[1]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->free(bufs[i]);
+    if (M->xs_host) o->host_free(M->xs_host);
     if (M->w != M->master) o->free(M->w);
     if (M->dmaster != M->master) o->free(M->dmaster);
     free(M->master);
@@ -215,6 +230,19 @@ static void unit_end(lg_model *M, int64_t lo, int64_t hi) {
     int b = M->cur_bucket;
     lg_dist_reduce_owned_start(M->dist, M->bucket[b], lo, hi, M->pt.total);
     M->bucket_pending[b] = 1;
+}
+
+// Device buffer of layer input l (l = n_layers: the final hidden state). Offload: slot l & 1 of two.
+static void *xdev(const lg_model *M, int l) {
+    int64_t TC = M->T * M->m->dim;
+    return ACT(M, M->xs, (M->offload ? (l & 1) : l) * TC);
+}
+
+// Offload: start copying layer input l to the host (the copy waits for the compute that writes it).
+static void offload_input(lg_model *M, int l) {
+    if (!M->offload) return;
+    size_t bytes = (size_t)(M->T * M->m->dim) * M->act_size;
+    M->ops->copy_async((char *)M->xs_host + (size_t)l * bytes, xdev(M, l), bytes, l & 1);
 }
 
 // Attention half of layer l on x (T,C): leaves h, rstd1, q, k (roped), v, att, lse, and x2 = x + att Wo^T.
@@ -296,7 +324,7 @@ static double head_loss(lg_model *M, float dscale, int backward, float *logits_o
     const lg_model_cfg *m = M->m;
     int64_t T = M->T;
     int C = m->dim, V = m->vocab_size;
-    void *xL = ACT(M, M->xs, (int64_t)m->n_layers * T * C);
+    void *xL = xdev(M, m->n_layers);
     o->rmsnorm_fwd(M->h, M->rstdf, xL, W(M, LG_P_NORM, -1), T, C, m->norm_eps);
     double loss = 0;
     for (int64_t t0 = 0; t0 < T; t0 += M->loss_chunk) {
@@ -325,10 +353,15 @@ static double forward_all(lg_model *M, const int32_t *tokens, const int32_t *tar
                    M->m->vocab_size);
     o->upload_i32(M->tokens, tokens, (size_t)T);
     o->upload_i32(M->targets, targets, (size_t)T);
-    o->embedding_fwd(M->xs, M->tokens, W(M, LG_P_EMBED, -1), T, (int)C);
-    for (int l = 0; l < M->m->n_layers; l++) {
-        attn_forward(M, l, ACT(M, M->xs, l * T * C));
-        mlp_forward(M, l, ACT(M, M->xs, (l + 1) * T * C));
+    int L = M->m->n_layers;
+    o->embedding_fwd(xdev(M, 0), M->tokens, W(M, LG_P_EMBED, -1), T, (int)C);
+    offload_input(M, 0);
+    for (int l = 0; l < L; l++) {
+        // the slot layer l writes held input l-1, whose copy to the host must be done
+        if (M->offload) o->copy_wait((l + 1) & 1);
+        attn_forward(M, l, xdev(M, l));
+        mlp_forward(M, l, xdev(M, l + 1));
+        if (l + 1 < L) offload_input(M, l + 1);  // the final hidden state is used by the head right away
     }
     return 0;
 }
@@ -351,7 +384,15 @@ double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targe
     unit_end(M, tail, pt->total);
     int64_t T = M->T, C = M->m->dim;
     for (int l = M->m->n_layers - 1; l >= 0; l--) {
-        void *x = ACT(M, M->xs, l * T * C);
+        if (M->offload) {
+            // input l is in slot l & 1: left there by the forward (top layer) or prefetched during layer l+1;
+            // prefetch input l-1 into the other slot while this layer runs
+            if (l < M->m->n_layers - 1) M->ops->copy_wait(l & 1);
+            if (l > 0)
+                M->ops->copy_async(xdev(M, l - 1), (char *)M->xs_host + (size_t)((l - 1) * T * C) * M->act_size,
+                                   (size_t)(T * C) * M->act_size, (l - 1) & 1);
+        }
+        void *x = xdev(M, l);
         int64_t lo = lg_params_get(pt, LG_P_ATTN_NORM, l)->offset;
         const lg_param *last = lg_params_get(pt, LG_P_WDOWN, l);
         unit_begin(M, lo, last->offset + last->numel);

@@ -44,6 +44,10 @@ typedef struct {
 
     // activations, backend memory
     void *xs;                 // (L+1, T, C) input of each layer; xs[L] = final hidden state
+                              // (offload: (2, T, C) device slots; the inputs of layers 0..L-1 in xs_host)
+    int offload;              // memory.offload_activations
+    void *xs_host;            // (L, T, C) page-locked host memory (offload)
+    int64_t host_bytes;       // its size
     void *h;                  // (T, C) normed input
     float *rstd1, *rstd2;     // (T)
     void *q, *att;            // (T, H*D)
@@ -104,5 +108,7 @@ double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targe
 // Bytes lg_model_init allocates for activations (and, in *kept_bytes, of which the kept layer inputs),
 // without allocating: the planner's figure.
 int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes);
+// Elements of one ZeRO-2 gradient bucket: the largest unit (a layer, or the final norm + untied LM head).
+int64_t lg_model_bucket_elems(const lg_param_table *pt, int n_layers);
 // Forward only. Writes logits (B*S, V) fp32 to the host array when logits != NULL, and returns the loss sum.
 double lg_model_forward(lg_model *M, const int32_t *tokens, const int32_t *targets, float *logits);

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "dist.h"
 #include "model.h"
 #include "params.h"
 #include "util.h"
@@ -23,31 +24,44 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
     p->accum = per > 0 ? c->tokens_per_step / per : 0;
     p->tokens_per_step = (double)c->tokens_per_step;
 
-    // Largest single layer's parameters: the ZeRO-2 gradient bucket before its reduce-scatter.
-    double layer_params = 0;
-    for (int i = 0; i < pt.n; i++)
-        if (pt.p[i].layer == 0) layer_params += (double)pt.p[i].numel;
-    double shard = world > 1 ? P / world : P;
-    (void)layer_params;
-    // What the run allocates today (trainer/model.c, optim.c): the AdamW moments are sharded from ZeRO-1 on;
-    // the fp32 master and the fp32 gradient buffer are still whole on every rank (ZeRO-2 shards the gradient
-    // reduction, not the buffer). Sharding both is the next step toward 7B at 128K (see the status in README).
+    // What the run allocates (trainer/model.c, optim.c). ZeRO >= 1: AdamW moments of this rank's shard, and on
+    // GPUs the fp32 master of that shard too (bf16 weights all-gathered after each update). ZeRO-2 on several
+    // ranks: the fp32 gradient shard plus two alternating buckets of the largest unit and the embedding's.
+    int64_t slo, shi;
+    lg_dist_shard(pt.total, world, world - 1, &slo, &shi);  // the last rank's shard is the largest
+    double shard = (double)(shi - slo);
+    int many = world > 1;
     if (cuda) {
         p->weights = 2 * P;  // bf16 copy the kernels read
-        p->master = 4 * P;   // fp32 master on the device
+        p->master = 4 * (many && c->zero_stage >= 1 ? shard : P);
     } else {
         p->weights = 4 * P;  // the cpu ops read the fp32 master itself
         p->master = 0;
     }
-    p->grads = 4 * P;
+    if (many && c->zero_stage >= 2) {
+        p->grads = 4 * (shard + 2 * (double)lg_model_bucket_elems(&pt, m->n_layers) +
+                        (double)lg_params_get(&pt, LG_P_EMBED, -1)->numel);
+    } else {
+        p->grads = 4 * P;
+    }
     p->optim = 8 * (c->zero_stage >= 1 ? shard : P);
+    p->host_master = 4 * P;
 
     int64_t kept = 0;
     double acts = (double)lg_model_buffer_bytes(c, cuda ? 2 : 4, c->micro_batch, c->seq_len, &kept);
     p->kept_acts = (double)kept;
     p->working = acts - (double)kept;
+    if (c->offload_activations)
+        p->host_acts = (double)m->n_layers * c->micro_batch * c->seq_len * m->dim * (cuda ? 2 : 4);
     p->workspace = cuda ? 1.5 * GIB : 0;  // cuBLASLt/attention workspaces and the CUDA context, reserved
-    p->total = p->weights + p->master + p->grads + p->optim + p->kept_acts + p->working + p->workspace;
+    // cuDNN's attention backward accumulates dQ in fp32 (B, H, S, D) plus a (B, H, S) sum, for full and
+    // sink+window layers unless the native kernels are forced (or deterministic mode forces them).
+    int cudnn_layers = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        cudnn_layers += c->layout.layer[l].kind != LG_ATTN_BLOCK_SPARSE;
+    if (cuda && cudnn_layers && strcmp(c->layout.attention_backend, "native") && !c->deterministic)
+        p->attn_scratch = 4.0 * c->micro_batch * m->n_heads * (double)c->seq_len * (m->head_dim + 2);
+    p->total = p->weights + p->master + p->grads + p->optim + p->kept_acts + p->working + p->workspace + p->attn_scratch;
 
     // FLOPs: matmuls 2 per multiply-add; backward = 2x forward. Attention per query head and kept pair:
     // forward 4*D (QK^T, PV), backward 8*D (dV, dP, dQ, dK).
@@ -83,15 +97,28 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
             c->config_path, p->params / 1e9, c->model.n_layers, c->seq_len, c->micro_batch, (long long)p->accum,
             p->accum == 1 ? "" : "es", backend, z);
     fprintf(f, "memory per rank:\n");
-    row(f, "weights", p->weights, !strcmp(backend, "cuda") ? "bf16, replicated" : "fp32 master, replicated");
-    if (p->master > 0) row(f, "master weights (fp32)", p->master, "replicated (not sharded yet)");
-    row(f, "gradients (fp32)", p->grads, c->zero_stage >= 2 ? "whole buffer (ZeRO-2 shards the reduction)" : "replicated");
+    int many = p->world > 1, gpu = !strcmp(backend, "cuda");
+    row(f, "weights", p->weights, gpu ? "bf16, replicated" : "fp32 master, replicated");
+    if (p->master > 0)
+        row(f, "master weights (fp32)", p->master, many && c->zero_stage >= 1 ? "this rank's shard" : "replicated");
+    row(f, "gradients (fp32)", p->grads,
+        many && c->zero_stage >= 2 ? "this rank's shard + 2 layer buckets + embedding bucket" : "whole buffer");
     row(f, "AdamW m, v (fp32)", p->optim, c->zero_stage >= 1 ? "this rank's shard" : "replicated");
-    row(f, "kept layer inputs (recompute)", p->kept_acts, "(layers+1) x tokens x dim");
+    row(f, "kept layer inputs (recompute)", p->kept_acts,
+        c->offload_activations ? "2 device slots (the rest offloaded to host)" : "(layers+1) x tokens x dim");
     row(f, "largest working set", p->working, "one layer recomputed + MLP/loss chunks");
     if (p->workspace > 0) row(f, "workspace + CUDA context (reserve)", p->workspace, "cuBLASLt, attention");
+    if (p->attn_scratch > 0) row(f, "attention backward scratch", p->attn_scratch, "cuDNN dQ accumulator (fp32)");
     row(f, "total", p->total, "");
     fprintf(f, "activations: %.0f bytes (kept + working set, as allocated by the run)\n", p->kept_acts + p->working);
+    {
+        char hm[32], ha[32];
+        lg_format_bytes(p->host_master, hm, sizeof hm);
+        lg_format_bytes(p->host_acts, ha, sizeof ha);
+        fprintf(f, "host memory per rank: %s fp32 master copy (checkpoint and export I/O)", hm);
+        if (p->host_acts > 0) fprintf(f, " + %s page-locked layer inputs (memory.offload_activations)", ha);
+        fprintf(f, "\n");
+    }
     // KV cache an inference engine needs after seq_len tokens (bf16 K and V), hybrid vs every layer full.
     {
         const lg_model_cfg *m = &c->model;
@@ -125,7 +152,11 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
     }
     fprintf(f, "DOES NOT FIT: %s needed per rank, %s available (memory.device_gib). Try, in this order:\n", need, have);
     if (c->zero_stage < 1) fprintf(f, "  - memory.zero_stage = 1 (shards the AdamW moments)\n");
-    if (p->world < 8) fprintf(f, "  - more ranks (mpirun -np N): the AdamW moments shrink as 1/N\n");
+    if (p->world > 1 && c->zero_stage < 2)
+        fprintf(f, "  - memory.zero_stage = 2 (shards the fp32 gradients)\n");
+    if (p->world < 8) fprintf(f, "  - more ranks (mpirun -np N): the sharded master, gradients and moments shrink as 1/N\n");
+    if (!c->offload_activations)
+        fprintf(f, "  - memory.offload_activations = true (layer inputs to page-locked host memory)\n");
     if (c->micro_batch > 1) fprintf(f, "  - data.micro_batch = 1 (and more accumulation steps)\n");
     if (c->mlp_chunk == 0 || c->mlp_chunk > 16384) fprintf(f, "  - memory.mlp_chunk = 8192 and memory.loss_chunk = 8192\n");
     fprintf(f, "  - a shorter data.seq_len (kept layer inputs grow linearly with it)\n");

@@ -18,6 +18,9 @@ typedef struct {
     double kept_acts;               // layer inputs kept for recompute: (L+1) x B x S x C
     double working;                 // one layer's recompute working set + chunked MLP/loss buffers
     double workspace;               // library workspaces (cuBLASLt), tokens, RoPE tables
+    double attn_scratch;            // cuDNN attention backward scratch (dQ accumulator), 0 when unused
+    double host_acts;               // page-locked host memory of offloaded layer inputs (not in total)
+    double host_master;             // host fp32 master copy (import/checkpoint I/O; not in total)
     double total;
     // FLOPs per optimizer step, all ranks together
     double flops_model;             // forward + backward without recompute (the MFU numerator)

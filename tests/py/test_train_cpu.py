@@ -24,6 +24,9 @@ with tempfile.TemporaryDirectory() as d:
     C.check("step    60/60" in out and "tok/s" in out and "ETA" in out, "progress line shows step/total, tok/s, ETA")
     b, _ = train(os.path.join(d, "b"), "run.steps=60")
     C.check(b == a, f"same seed, identical losses over 60 steps: {b[-2:]} vs {a[-2:]}")
+    o, out_o = train(os.path.join(d, "o"), "run.steps=60", "memory.offload_activations=true")
+    C.check(o == a and "activations allocated" in out_o,
+            "memory.offload_activations = true (2 slots + host copies of the layer inputs): identical losses")
     c, _ = train(os.path.join(d, "c"), "run.steps=60", "run.seed=99")
     C.check(c != a, "a different seed gives different losses")
 
