@@ -109,6 +109,12 @@ void lg_model_init_dist(lg_model *M, const lg_config *cfg, const lg_ops *ops, in
     lg_params_build(&M->pt, m);
     M->mlp_chunk = cfg->mlp_chunk > 0 && cfg->mlp_chunk < M->T ? cfg->mlp_chunk : (int)M->T;
     M->loss_chunk = cfg->loss_chunk > 0 && cfg->loss_chunk < M->T ? cfg->loss_chunk : (int)M->T;
+    if (ops->attention_options) {  // [layout] attention_backend and [run] deterministic (cuda)
+        const char *ab = cfg->layout.attention_backend;
+        int be = !strcmp(ab, "cudnn") ? LG_ATTN_BACKEND_CUDNN : !strcmp(ab, "native") ? LG_ATTN_BACKEND_NATIVE
+                                                                                       : LG_ATTN_BACKEND_AUTO;
+        ops->attention_options(be, cfg->deterministic);
+    }
     const int64_t total = M->pt.total;
     int many = d && d->world > 1;
     M->dist = many ? d : NULL;
