@@ -682,6 +682,499 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dq_kernel(
 }
 
 // ------------------------------------------------------------------------------------------------------
+// wgmma kernels (sm_90a): the same three passes with warpgroup MMA. A CTA is one warpgroup (4 warps, 64 rows,
+// warp w owns rows 16w..16w+15 exactly as above, so the softmax and masking code is unchanged: the wgmma
+// accumulator of m64nN is, per warp, the mma.sync C layout repeated over N/8 column chunks, and a register A
+// operand has the mma.sync A-fragment layout). Operands come from shared memory through descriptors:
+//   tiles of 64 rows x D bf16 in the 128-byte swizzle layout (below); K-major operands (Q, K, V, dO as the
+//   second factor of Q K^T, dO V^T, K Q^T, V dO^T) and N-major ones (V, K, dO, Q as the second factor of
+//   P V, dS K, P^T dO, dS^T Q, which the instruction transposes: bf16 allows it).
+// Loads stay cp.async (every thread), double-buffered, one tile ahead; two CTAs per SM overlap one CTA's
+// softmax with the other's MMAs. Bit-for-bit deterministic: the same fixed loop orders as the mma.sync path.
+#if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define LG_HAVE_WGMMA_CODE 1
+#endif
+
+// 64 x D tile in the 128-byte swizzle layout: D/64 slabs of 64 rows x 128 bytes (8 KB apart, 1024-aligned);
+// the 16-byte chunk c (0..7) of row r sits at chunk position c ^ (r % 8) of that row.
+template <int D>
+static __device__ __forceinline__ void load_tile_sw(bf16 *sm, const bf16 *g, int64_t ld, int row0, int S) {
+    constexpr int CPR = D / 8;
+    constexpr int ITERS = TILE * CPR / NTHREADS;
+#pragma unroll
+    for (int it = 0; it < ITERS; it++) {
+        int c = it * NTHREADS + threadIdx.x;
+        int r = c / CPR, ch = c % CPR;
+        int valid = row0 + r < S;
+        const bf16 *src = valid ? g + (int64_t)(row0 + r) * ld + ch * 8 : g;
+        cp_async16((unsigned char *)sm + (ch >> 3) * 8192 + r * 128 + (((ch & 7) ^ (r & 7)) << 4), src, valid);
+    }
+}
+
+#ifdef LG_HAVE_WGMMA_CODE
+// Descriptor of the 64 x 16 (K-major: rows are M or N, 16 consecutive k) piece kk of a swizzled tile:
+// start address (>>4), leading offset unused (1), stride 1024 B between 8-row groups, 128-byte swizzle.
+static __device__ __forceinline__ uint64_t desc_kmaj(const bf16 *tile, int kk) {
+    uint32_t a = smem_u32(tile) + (kk >> 2) * 8192 + (kk & 3) * 32;
+    return (uint64_t)((a & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+}
+// Descriptor of rows 16kc..16kc+15 of a swizzled tile read as B = [k][n] (N-major, transposed by the MMA):
+// leading offset 8 KB between 64-column slabs along n, stride 1024 B between 8-row groups along k.
+static __device__ __forceinline__ uint64_t desc_nmaj(const bf16 *tile, int kc) {
+    uint32_t a = smem_u32(tile) + kc * 2048;
+    return (uint64_t)((a & 0x3FFFF) >> 4) | ((uint64_t)(8192 >> 4) << 16) | (64ull << 32) | (1ull << 62);
+}
+static __device__ __forceinline__ void fence_async_smem(void) {
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+static __device__ __forceinline__ void wg_fence(void) { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+static __device__ __forceinline__ void wg_commit(void) { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+static __device__ __forceinline__ void wg_wait0(void) { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+// keeps the compiler from moving accumulator reads above the wait (the asm outputs are written asynchronously)
+template <int N>
+static __device__ __forceinline__ void reg_fence(float *r) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+// d (64 x 64 fp32, wgmma accumulator layout) (+)= A (64x16, smem desc) * B (16x64, smem desc, K-major)
+static __device__ __forceinline__ void wgmma_ss_n64(float d[32], uint64_t da, uint64_t db, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "l"(da), "l"(db), "r"(accumulate));
+}
+
+// d (64 x 64 fp32) += A (64x16 bf16 in registers, mma.sync A-fragment layout per warp) * B (16x64, smem desc,
+// N-major: stored [k][n], transposed by the instruction)
+static __device__ __forceinline__ void wgmma_rs_n64_tb(float d[32], const uint32_t a[4], uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+// d (64 x 128 fp32) += A (64x16 bf16 in registers, mma.sync A-fragment layout per warp) * B (16x128, smem desc,
+// N-major: stored [k][n], transposed by the instruction)
+static __device__ __forceinline__ void wgmma_rs_n128_tb(float d[64], const uint32_t a[4], uint64_t db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63}, {%64,%65,%66,%67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+}
+
+// O (64 x D) += A (regs) * B (16 x D, N-major desc)
+template <int D>
+static __device__ __forceinline__ void wgmma_rs_d(float *d, const uint32_t a[4], uint64_t db) {
+    if (D == 128) wgmma_rs_n128_tb(d, a, db);
+    else wgmma_rs_n64_tb(d, a, db);
+}
+// a (A fragment, 16 columns 16kc..) from an accumulator tile s (64 columns, fp32) rounded to bf16
+static __device__ __forceinline__ void frag_a(uint32_t a[4], const float *s, int kc) {
+    a[0] = pack_bf16(s[8 * kc + 0], s[8 * kc + 1]);
+    a[1] = pack_bf16(s[8 * kc + 2], s[8 * kc + 3]);
+    a[2] = pack_bf16(s[8 * kc + 4], s[8 * kc + 5]);
+    a[3] = pack_bf16(s[8 * kc + 6], s[8 * kc + 7]);
+}
+#endif
+
+// forward, wgmma. smem: Q, K[2], V[2] (swizzled); O is staged through K[0..1] (padded) at the end.
+template <int D>
+__global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wg_kernel(bf16 *__restrict__ out, float *__restrict__ lse,
+                                                              const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+                                                              const bf16 *__restrict__ v, int S, int H, int KVH,
+                                                              float scale_log2, MaskP m, const int32_t *__restrict__ off,
+                                                              const int32_t *__restrict__ tiles, int nqt) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8;
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sQ = (bf16 *)smem_wg, *sK = sQ + TB, *sV = sK + 2 * TB;
+
+    const int qt = nqt - 1 - blockIdx.x;  // long rows (late tiles) first
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = qt * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off[lh * (nqt + 1) + qt], n = off[lh * (nqt + 1) + qt + 1] - i0;
+    const int32_t *lst = tiles + i0;
+
+    load_tile_sw<D>(sQ, qg, ldq, q0, S);
+    if (n > 0) {
+        load_tile_sw<D>(sK, kg, ldk, lst[0] * TILE, S);
+        load_tile_sw<D>(sV, vg, ldk, lst[0] * TILE, S);
+    }
+    cp_async_commit();
+
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+
+    for (int j = 0; j < n; j++) {
+        const int buf = j & 1;
+        cp_async_wait_all();
+        fence_async_smem();  // cp.async wrote through the generic proxy; the MMAs read through the async one
+        __syncthreads();     // tile j landed for all; every MMA on tile j-1 (buffer buf^1) has completed
+        if (j + 1 < n) {
+            int kt1 = lst[j + 1];
+            load_tile_sw<D>(sK + (buf ^ 1) * TB, kg, ldk, kt1 * TILE, S);
+            load_tile_sw<D>(sV + (buf ^ 1) * TB, vg, ldk, kt1 * TILE, S);
+            cp_async_commit();
+        }
+        const bf16 *cK = sK + buf * TB, *cV = sV + buf * TB;
+        const int k0 = lst[j] * TILE;
+
+        float s[32];
+#pragma unroll
+        for (int i = 0; i < 32; i++) s[i] = 0.f;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
+        wg_commit();
+        wg_wait0();
+        reg_fence<32>(s);
+
+        const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                float x = s[4 * i + c] * scale_log2;
+                if (need) {
+                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
+                }
+                s[4 * i + c] = x;
+            }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = mrow[r];
+#pragma unroll
+            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
+            const float corr = exp2f(mrow[r] - base);
+            mrow[r] = mx;
+            float sum = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
+                s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
+                sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
+            }
+            lrow[r] = lrow[r] * corr + sum;
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) {
+                acc[4 * i + 2 * r] *= corr;
+                acc[4 * i + 2 * r + 1] *= corr;
+            }
+        }
+        // O += P V
+        uint32_t pa[4][4];
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
+        wg_commit();
+        wg_wait0();
+        reg_fence<D / 2>(acc);
+    }
+    cp_async_wait_all();  // n == 0: the Q load is still in flight
+
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = lrow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[r] = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + warp * 16 + g + r * 8;
+        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
+    }
+    __syncthreads();  // every MMA is done with K/V: stage O (padded rows) over K[0..1]
+    bf16 *st = sK + warp * 16 * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
+        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
+    }
+    __syncwarp();
+    bf16 *og = out + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
+    }
+#endif
+}
+
+// dK, dV, wgmma (deterministic). grid (key tiles, KVH, B); the loop and its order as attn_bwd_dkdv_kernel.
+// smem: K, V, Q[2], dO[2] (swizzled), lse[2][64], delta[2][64]; dK/dV staged through Q[0..1] / dO[0..1].
+template <int D>
+__global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
+    bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+    const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse,
+    const float *__restrict__ delta, int S, int H, int KVH, float scale, float scale_log2, MaskP m,
+    const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8;
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sK = (bf16 *)smem_wg, *sV = sK + TB, *sQ = sV + TB, *sO = sQ + 2 * TB;
+    float *sL = (float *)(sO + 2 * TB);  // [2][64] lse * log2 e
+    float *sD = sL + 2 * TILE;           // [2][64] delta
+
+    const int kt = blockIdx.x;
+    const int kvh = blockIdx.y, b = blockIdx.z;
+    const int G = H / KVH;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int k0 = kt * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = toff[lh * (nqt + 1) + kt], nq = toff[lh * (nqt + 1) + kt + 1] - i0;
+    const int32_t *lst = tq + i0;
+    const int n = nq * G;
+
+#define DKDV_WG_PREFETCH(i, buf)                                                                     \
+    do {                                                                                             \
+        int hq_ = kvh * G + (i) / nq, qt_ = lst[(i) % nq];                                           \
+        const bf16 *qg_ = q + ((int64_t)b * S * H + hq_) * D;                                        \
+        const bf16 *og_ = dout + ((int64_t)b * S * H + hq_) * D;                                     \
+        load_tile_sw<D>(sQ + (buf) * TB, qg_, ldq, qt_ * TILE, S);                                   \
+        load_tile_sw<D>(sO + (buf) * TB, og_, ldq, qt_ * TILE, S);                                   \
+        cp_async_commit();                                                                           \
+        int t_ = threadIdx.x & 63, row_ = qt_ * TILE + t_;                                           \
+        int64_t at_ = ((int64_t)b * H + hq_) * S + row_;                                             \
+        if (threadIdx.x < 64) sL[(buf) * TILE + t_] = row_ < S ? lse[at_] * LOG2E : 0.f;             \
+        else sD[(buf) * TILE + t_] = row_ < S ? delta[at_] : 0.f;                                    \
+    } while (0)
+
+    load_tile_sw<D>(sK, kg, ldk, k0, S);
+    load_tile_sw<D>(sV, vg, ldk, k0, S);
+    cp_async_commit();
+    if (n > 0) DKDV_WG_PREFETCH(0, 0);
+
+    float dka[D / 2], dva[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dka[i] = dva[i] = 0.f;
+
+    for (int i = 0; i < n; i++) {
+        const int buf = i & 1;
+        cp_async_wait_all();
+        fence_async_smem();
+        __syncthreads();
+        if (i + 1 < n) DKDV_WG_PREFETCH(i + 1, buf ^ 1);
+        const bf16 *cQ = sQ + buf * TB, *cO = sO + buf * TB;
+        const float *cL = sL + buf * TILE, *cD = sD + buf * TILE;
+        const int q0 = lst[i % nq] * TILE;
+
+        // S^T = K Q^T, dP^T = V dO^T (64 keys x 64 queries each)
+        float s[32], dp[32];
+#pragma unroll
+        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sK, kk), desc_kmaj(cQ, kk), kk > 0);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sV, kk), desc_kmaj(cO, kk), kk > 0);
+        wg_commit();
+        wg_wait0();
+        reg_fence<32>(s);
+        reg_fence<32>(dp);
+
+        // P^T and dS^T, rounded to bf16 A fragments as soon as each 16-query chunk is done (registers)
+        const bool need = tile_needs_mask(m, q0, k0, S);
+        uint32_t pa[4][4], da[4][4];
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+#pragma unroll
+            for (int x = 2 * kc; x < 2 * kc + 2; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qi = x * 8 + t4 * 2 + (c & 1);
+                    float p = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    if (need) {
+                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
+                    }
+                    s[4 * x + c] = p;
+                    dp[4 * x + c] = p * (dp[4 * x + c] - cD[qi]);
+                }
+            frag_a(pa[kc], s, kc);
+            frag_a(da[kc], dp, kc);
+        }
+        // dV += P^T dO, dK += dS^T Q
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
+        wg_commit();
+        wg_wait0();
+        reg_fence<D / 2>(dka);
+        reg_fence<D / 2>(dva);
+    }
+#undef DKDV_WG_PREFETCH
+    cp_async_wait_all();
+    __syncthreads();  // every MMA is done: stage dK over Q[0..1], dV over dO[0..1] (padded rows)
+    bf16 *stk = sQ + warp * 16 * LDS, *stv = sO + warp * 16 * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stk + g * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i] * scale, dka[4 * i + 1] * scale);
+        *(uint32_t *)(stk + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i + 2] * scale, dka[4 * i + 3] * scale);
+        *(uint32_t *)(stv + g * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i], dva[4 * i + 1]);
+        *(uint32_t *)(stv + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i + 2], dva[4 * i + 3]);
+    }
+    __syncwarp();
+    bf16 *dkg = dk + ((int64_t)b * S * KVH + kvh) * D, *dvg = dv + ((int64_t)b * S * KVH + kvh) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = k0 + warp * 16 + r;
+        if (row < S) {
+            *(uint4 *)(dkg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stk + r * LDS + ch * 8);
+            *(uint4 *)(dvg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stv + r * LDS + ch * 8);
+        }
+    }
+#endif
+}
+
+// dQ, wgmma. grid (query tiles, H, B), walking the forward key-tile list as attn_bwd_dq_kernel.
+// smem: Q, dO, K[2], V[2] (swizzled); dQ staged through K[0..1].
+template <int D>
+__global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
+    bf16 *__restrict__ dq, const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+    const bf16 *__restrict__ dout, const float *__restrict__ lse, const float *__restrict__ delta, int S, int H,
+    int KVH, float scale, float scale_log2, MaskP m, const int32_t *__restrict__ off,
+    const int32_t *__restrict__ tiles, int nqt) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8;
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sQ = (bf16 *)smem_wg, *sO = sQ + TB, *sK = sO + TB, *sV = sK + 2 * TB;
+
+    const int qt = nqt - 1 - blockIdx.x;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = qt * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const bf16 *og = dout + ((int64_t)b * S * H + h) * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off[lh * (nqt + 1) + qt], n = off[lh * (nqt + 1) + qt + 1] - i0;
+    const int32_t *lst = tiles + i0;
+
+    load_tile_sw<D>(sQ, qg, ldq, q0, S);
+    load_tile_sw<D>(sO, og, ldq, q0, S);
+    if (n > 0) {
+        load_tile_sw<D>(sK, kg, ldk, lst[0] * TILE, S);
+        load_tile_sw<D>(sV, vg, ldk, lst[0] * TILE, S);
+    }
+    cp_async_commit();
+    float lr[2], dl[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + warp * 16 + g + r * 8;
+        int64_t at = ((int64_t)b * H + h) * S + row;
+        lr[r] = row < S ? lse[at] * LOG2E : 0.f;
+        dl[r] = row < S ? delta[at] : 0.f;
+    }
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+
+    for (int j = 0; j < n; j++) {
+        const int buf = j & 1;
+        cp_async_wait_all();
+        fence_async_smem();
+        __syncthreads();
+        if (j + 1 < n) {
+            int kt1 = lst[j + 1];
+            load_tile_sw<D>(sK + (buf ^ 1) * TB, kg, ldk, kt1 * TILE, S);
+            load_tile_sw<D>(sV + (buf ^ 1) * TB, vg, ldk, kt1 * TILE, S);
+            cp_async_commit();
+        }
+        const bf16 *cK = sK + buf * TB, *cV = sV + buf * TB;
+        const int k0 = lst[j] * TILE;
+
+        float s[32], dp[32];
+#pragma unroll
+        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sO, kk), desc_kmaj(cV, kk), kk > 0);
+        wg_commit();
+        wg_wait0();
+        reg_fence<32>(s);
+        reg_fence<32>(dp);
+
+        const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                float p = exp2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
+                if (need) {
+                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
+                }
+                dp[4 * x + c] = p * (dp[4 * x + c] - dl[c >> 1]);
+            }
+        // dQ += dS K (K read as B = [key][d], N-major)
+        uint32_t da[4][4];
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
+        wg_commit();
+        wg_wait0();
+        reg_fence<D / 2>(acc);
+    }
+    cp_async_wait_all();
+    __syncthreads();  // stage dQ over K[0..1]
+    bf16 *st = sK + warp * 16 * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * scale, acc[4 * i + 1] * scale);
+        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * scale, acc[4 * i + 3] * scale);
+    }
+    __syncwarp();
+    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
+    }
+#endif
+}
+
+// Writes 1 when this binary holds sm_90a code for the running device (the wgmma kernels are real).
+__global__ void attn_wgmma_probe_kernel(int *out) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    *out = 1;
+#else
+    *out = 0;
+#endif
+}
+
+// ------------------------------------------------------------------------------------------------------
 // host: tile lists (cached per mask and length), workspace, launches
 
 typedef struct {
@@ -838,6 +1331,9 @@ static MaskP mask_params(const lg_attn *a, int KVH) {
     return m;
 }
 
+static size_t smem_fwd_wg(int D) { return (size_t)5 * TILE * D * sizeof(bf16); }
+static size_t smem_dq_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16); }
+static size_t smem_dkdv_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16) + 4 * TILE * sizeof(float); }
 static size_t smem_fwd(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
 static size_t smem_dq(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
 static size_t smem_dkdv(int D, bool atomic) {
@@ -868,7 +1364,46 @@ static void set_smem_limits(void) {
     raise_smem(attn_bwd_dkdv_kernel<64, true>, smem_dkdv(64, true));
     raise_smem(attn_bwd_dkdv_kernel<128, false>, smem_dkdv(128, false));
     raise_smem(attn_bwd_dkdv_kernel<128, true>, smem_dkdv(128, true));
+    raise_smem(attn_fwd_wg_kernel<64>, smem_fwd_wg(64));
+    raise_smem(attn_fwd_wg_kernel<128>, smem_fwd_wg(128));
+    raise_smem(attn_bwd_dq_wg_kernel<64>, smem_dq_wg(64));
+    raise_smem(attn_bwd_dq_wg_kernel<128>, smem_dq_wg(128));
+    raise_smem(attn_bwd_dkdv_wg_kernel<64>, smem_dkdv_wg(64));
+    raise_smem(attn_bwd_dkdv_wg_kernel<128>, smem_dkdv_wg(128));
     done = 1;
+}
+
+// Which kernels: the wgmma ones where the binary has sm_90a code for this device (probed once), unless
+// lg_cuda_attention_set_impl(0) or LG_ATTN_IMPL=mma asks for the mma.sync ones.
+static int g_impl = -1;  // -1 auto, 0 mma.sync, 1 wgmma
+extern "C" void lg_cuda_attention_set_impl(int impl) { g_impl = impl < 0 ? -1 : impl ? 1 : 0; }
+
+static int wgmma_available(void) {
+    static int avail = -1;
+    if (avail >= 0) return avail;
+    int dev = 0, major = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    avail = 0;
+    if (major == 9) {
+        int *d = NULL, h = 0;
+        cudaCheck(cudaMalloc((void **)&d, sizeof(int)));
+        attn_wgmma_probe_kernel<<<1, 1>>>(d);
+        cudaCheckLaunch("attn_wgmma_probe_kernel");
+        cudaCheck(cudaMemcpy(&h, d, sizeof(int), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaFree(d));
+        avail = h == 1;
+    }
+    return avail;
+}
+
+extern "C" int lg_cuda_attention_impl(void) {
+    int want = g_impl;
+    if (want < 0) {
+        const char *e = getenv("LG_ATTN_IMPL");
+        want = !(e && !strcmp(e, "mma"));
+    }
+    return want && wgmma_available();
 }
 
 // Growable device workspace (the backward's delta and, for the atomic path, the fp32 dQ accumulator).
@@ -900,6 +1435,20 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
     set_smem_limits();
     const TileLists *L = get_lists(mask, KVH, S);
     MaskP m = mask_params(mask, KVH);
+    if (lg_cuda_attention_impl()) {
+        const float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
+        dim3 grid(L->nqt, H, B);
+        if (D == 128)
+            attn_fwd_wg_kernel<128><<<grid, NTHREADS, smem_fwd_wg(128), stream>>>(
+                (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off,
+                L->tiles, L->nqt);
+        else
+            attn_fwd_wg_kernel<64><<<grid, NTHREADS, smem_fwd_wg(64), stream>>>(
+                (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off,
+                L->tiles, L->nqt);
+        cudaCheckLaunch("attn_fwd_wg_kernel");
+        return;
+    }
     if (D == 128) {
         if (g_fwd_blocks == 3) launch_fwd<128, 3>(out, lse, q, k, v, B, S, H, KVH, m, L, stream);
         else launch_fwd<128, 2>(out, lse, q, k, v, B, S, H, KVH, m, L, stream);
@@ -921,7 +1470,16 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
                                                                          rows, S, H);
     cudaCheckLaunch("attn_delta_kernel");
     dim3 gkv(L->nqt, KVH, B), gq(L->nqt, H, B);
-    if (deterministic) {
+    if (deterministic && lg_cuda_attention_impl()) {
+        attn_bwd_dkdv_wg_kernel<D><<<gkv, NTHREADS, smem_dkdv_wg(D), stream>>>(
+            (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, delta,
+            S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+        cudaCheckLaunch("attn_bwd_dkdv_wg_kernel");
+        attn_bwd_dq_wg_kernel<D><<<gq, NTHREADS, smem_dq_wg(D), stream>>>(
+            (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H, KVH,
+            scale, scale_log2, m, L->off, L->tiles, L->nqt);
+        cudaCheckLaunch("attn_bwd_dq_wg_kernel");
+    } else if (deterministic) {
         attn_bwd_dkdv_kernel<D, false><<<gkv, NTHREADS, smem_dkdv(D, false), stream>>>(
             (bf16 *)dk, (bf16 *)dv, NULL, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse,
             delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);

@@ -31,6 +31,13 @@ void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const
 // For benchmarks: which forward build runs, 2 (default) or 3 resident CTAs per SM (registers capped at 168).
 void lg_cuda_attention_tune(int fwd_blocks_per_sm);
 
+// Which kernels run: -1 (default) the wgmma (sm_90a) kernels for the forward and the deterministic backward
+// where the binary has sm_90a code for the device, else the mma.sync ones; 0 always mma.sync; 1 wgmma where
+// available. The environment variable LG_ATTN_IMPL=mma has the effect of 0 while the setting is -1. The atomic
+// backward (deterministic == 0) is mma.sync only. lg_cuda_attention_impl() says which one runs (1 = wgmma).
+void lg_cuda_attention_set_impl(int impl);
+int lg_cuda_attention_impl(void);
+
 // Frees the cached tile lists and the backward workspace (they are rebuilt on the next call).
 void lg_cuda_attention_release(void);
 

@@ -5,8 +5,8 @@
 // Asserts: ||x - ref|| / ||ref|| < 2e-2 for out, lse, dq, dk, dv (the kernels round P and dS to bf16 for the
 // tensor cores and round the outputs to bf16, unit roundoff 2^-9 = 2e-3 each; 2e-2 leaves 10x for the sums);
 // no NaN anywhere (outputs are poisoned with NaN bytes before every call, so an unwritten element fails);
-// two backward runs are bit-identical (deterministic mode). Both forward builds and both backward modes
-// (deterministic, atomic dQ) are checked.
+// two backward runs are bit-identical (deterministic mode). The wgmma kernels (sm_90a), both mma.sync forward
+// builds and both backward modes (deterministic, atomic dQ) are checked.
 // Usage: gpu_test_attention [max_S]   (max_S limits the cases, for compute-sanitizer runs). Exit 77 without a GPU.
 #include <math.h>
 #include <stdint.h>
@@ -170,8 +170,9 @@ static int run_case(const Case *c) {
            *rdk = (double *)xmalloc(8 * nk), *rdv = (double *)xmalloc(8 * nk);
     reference(c, rq, rk, rv, rg, ro, rl, rdq, rdk, rdv);
 
-    // Two configurations: (forward build with 3 CTAs/SM, deterministic backward run twice: bit-compare) and
-    // (forward build with 2 CTAs/SM, atomic-dQ backward).
+    // Three configurations: (wgmma kernels where the device has them, deterministic backward run twice:
+    // bit-compare), (mma.sync forward build with 3 CTAs/SM, deterministic backward twice) and (mma.sync forward
+    // build with 2 CTAs/SM, atomic-dQ backward).
     uint16_t *go[2][3];
     for (int rep = 0; rep < 2; rep++) {
         go[rep][0] = (uint16_t *)xmalloc(2 * nq);
@@ -182,9 +183,12 @@ static int run_case(const Case *c) {
     float *hl = (float *)xmalloc(4 * nl);
     float *f = (float *)xmalloc(4 * (nq > nk ? nq : nk));
     int ok_all = 1;
-    for (int cfg = 0; cfg < 2; cfg++) {
-        const int det = cfg == 0, nrep = det ? 2 : 1;
-        lg_cuda_attention_tune(det ? 3 : 2);
+    for (int cfg = 0; cfg < 3; cfg++) {
+        const int det = cfg < 2, nrep = det ? 2 : 1;
+        lg_cuda_attention_set_impl(cfg == 0 ? 1 : 0);
+        lg_cuda_attention_tune(cfg == 1 ? 3 : 2);
+        const char *cfg_name = cfg == 2 ? "mma fwd2+atomic" : cfg == 1 ? "mma fwd3+det   "
+                               : lg_cuda_attention_impl() ? "wgmma fwd+det  " : "(no sm_90a) det";
         // poison (0xFF bytes: NaN in bf16 and fp32), then run
         cudaCheck(cudaMemset(dout, 0xFF, 2 * nq));
         cudaCheck(cudaMemset(dlse, 0xFF, 4 * nl));
@@ -221,7 +225,7 @@ static int run_case(const Case *c) {
         ok_all &= ok;
         printf("%-4s %-41s B=%d S=%-5d H=%d KVH=%d D=%-3d %s: rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e  "
                "nan %zu%s\n",
-               ok ? "ok" : "FAIL", desc, B, S, H, KVH, D, det ? "fwd3+det   " : "fwd2+atomic", e_o, e_l, e_q, e_k, e_v,
+               ok ? "ok" : "FAIL", desc, B, S, H, KVH, D, cfg_name, e_o, e_l, e_q, e_k, e_v,
                nans, det ? (same ? "  bitwise-repeat yes" : "  bitwise-repeat NO") : "");
     }
     for (int rep = 0; rep < 2; rep++)
@@ -272,6 +276,7 @@ int main(int argc, char **argv) {
         fails += !run_case(&cases[i]);
         ran++;
     }
+    lg_cuda_attention_set_impl(-1);
     lg_cuda_attention_release();
     printf("test_attention: %d of %d cases failed\n", fails, ran);
     return fails ? 1 : 0;
