@@ -163,6 +163,8 @@ static const key_def KEYS[] = {
      "keep only layer inputs; recompute in backward (false is not implemented yet)"},
     {"memory", "offload_activations", K_BOOL, OFF(offload_activations), 0, 0, 0, 0, 0, 0, "false", 0, 0,
      "keep each layer's input in page-locked host memory (copied while other layers compute)"},
+    {"memory", "keep_full_attention", K_BOOL, OFF(keep_full_attention), 0, 0, 0, 0, 0, 0, "true", 0, 0,
+     "full-attention layers keep their attention output for the backward (no O(S^2) recompute)"},
     {"memory", "device_gib", K_F64, OFF(device_gib), 0, 0, INF, F_LO_OPEN, 0, 0, "79", 0, 0,
      "memory per device (GiB) that --plan checks the plan against (H100 80GB: 79)"},
     {"memory", "mlp_chunk", K_INT, OFF(mlp_chunk), 0, 0, INF, 0, 0, 0, "0", 0, 0,

@@ -78,6 +78,7 @@ typedef struct {
     int zero_stage;                // 0, 1, 2
     int recompute;                 // per-layer activation recompute
     int offload_activations;       // keep the layer inputs in page-locked host memory
+    int keep_full_attention;       // full layers keep attention output + LSE for the backward
     double device_gib;             // memory per device that --plan checks against
     int mlp_chunk, loss_chunk;     // sequence chunk sizes (tokens) for the MLP and the loss
     char nan_policy[16];           // skip|stop

@@ -63,6 +63,19 @@ static void alloc_activations(lg_model *M) {
     M->k = balloc(M, (size_t)(T * KD) * a);
     M->v = balloc(M, (size_t)(T * KD) * a);
     M->lse = balloc(M, (size_t)((int64_t)B * m->n_heads * S) * 4);
+    // memory.keep_full_attention: full layers keep their attention output and LSE from the forward, so the
+    // backward's recompute skips their O(S^2) attention forward (the projections are still recomputed)
+    if (M->cfg->keep_full_attention) {
+        M->att_keep = M->plan_only ? NULL : lg_calloc((size_t)L, sizeof(void *));
+        M->lse_keep = M->plan_only ? NULL : lg_calloc((size_t)L, sizeof(float *));
+        for (int l = 0; l < L; l++) {
+            if (M->cfg->layout.layer[l].kind != LG_ATTN_FULL) continue;
+            void *ak = balloc(M, (size_t)(T * QD) * a);
+            void *lk = balloc(M, (size_t)((int64_t)B * m->n_heads * S) * 4);
+            M->keep_att_bytes += (int64_t)(T * QD) * (int64_t)a + (int64_t)B * m->n_heads * S * 4;
+            if (!M->plan_only) M->att_keep[l] = ak, M->lse_keep[l] = lk;
+        }
+    }
     M->x2 = balloc(M, (size_t)(T * C) * a);
     M->h2 = balloc(M, (size_t)(T * C) * a);
     M->g = balloc(M, (size_t)(mc * F) * a);
@@ -169,6 +182,10 @@ void lg_model_free(lg_model *M) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->free(bufs[i]);
     if (M->xs_host) o->host_free(M->xs_host);
+    for (int l = 0; M->att_keep && l < M->m->n_layers; l++)
+        if (M->att_keep[l]) o->free(M->att_keep[l]), o->free(M->lse_keep[l]);
+    free(M->att_keep);
+    free(M->lse_keep);
     if (M->w != M->master) o->free(M->w);
     if (M->dmaster != M->master) o->free(M->dmaster);
     free(M->master);
@@ -252,7 +269,12 @@ static void offload_input(lg_model *M, int l) {
 }
 
 // Attention half of layer l on x (T,C): leaves h, rstd1, q, k (roped), v, att, lse, and x2 = x + att Wo^T.
-static void attn_forward(lg_model *M, int l, const void *x) {
+// Attention output and LSE of layer l: kept per full layer (keep_full_attention) or the shared buffers.
+static void *ATT(const lg_model *M, int l) { return M->att_keep && M->att_keep[l] ? M->att_keep[l] : M->att; }
+static float *LSE(const lg_model *M, int l) { return M->lse_keep && M->lse_keep[l] ? M->lse_keep[l] : M->lse; }
+
+// recompute != 0 (backward): a layer whose attention output was kept skips the attention forward.
+static void attn_forward(lg_model *M, int l, const void *x, int recompute) {
     const lg_ops *o = M->ops;
     const lg_model_cfg *m = M->m;
     int64_t T = M->T;
@@ -263,8 +285,9 @@ static void attn_forward(lg_model *M, int l, const void *x) {
     o->matmul_fwd(M->v, M->h, W(M, LG_P_WV, l), T, C, KVH * D);
     o->rope_fwd(M->q, M->rope_cos, M->rope_sin, T, M->S, H, D);
     o->rope_fwd(M->k, M->rope_cos, M->rope_sin, T, M->S, KVH, D);
-    o->attention_fwd(M->att, M->lse, M->q, M->k, M->v, M->B, M->S, H, KVH, D, &M->cfg->layout.layer[l]);
-    o->matmul_fwd(M->x2, M->att, W(M, LG_P_WO, l), T, H * D, C);
+    if (!(recompute && ATT(M, l) != M->att))
+        o->attention_fwd(ATT(M, l), LSE(M, l), M->q, M->k, M->v, M->B, M->S, H, KVH, D, &M->cfg->layout.layer[l]);
+    o->matmul_fwd(M->x2, ATT(M, l), W(M, LG_P_WO, l), T, H * D, C);
     o->add_inplace(M->x2, x, T * C);
 }
 
@@ -313,8 +336,8 @@ static void attn_backward(lg_model *M, int l, const void *x) {
     const lg_model_cfg *m = M->m;
     int64_t T = M->T;
     int C = m->dim, H = m->n_heads, KVH = m->n_kv_heads, D = m->head_dim;
-    o->matmul_bwd(M->datt, G(M, LG_P_WO, l), M->dres, M->att, W(M, LG_P_WO, l), T, H * D, C, 0);
-    o->attention_bwd(M->dq, M->dk, M->dv, M->datt, M->q, M->k, M->v, M->att, M->lse, M->B, M->S, H, KVH, D,
+    o->matmul_bwd(M->datt, G(M, LG_P_WO, l), M->dres, ATT(M, l), W(M, LG_P_WO, l), T, H * D, C, 0);
+    o->attention_bwd(M->dq, M->dk, M->dv, M->datt, M->q, M->k, M->v, ATT(M, l), LSE(M, l), M->B, M->S, H, KVH, D,
                      &M->cfg->layout.layer[l]);
     o->rope_bwd(M->dq, M->rope_cos, M->rope_sin, T, M->S, H, D);
     o->rope_bwd(M->dk, M->rope_cos, M->rope_sin, T, M->S, KVH, D);
@@ -365,7 +388,7 @@ static double forward_all(lg_model *M, const int32_t *tokens, const int32_t *tar
     for (int l = 0; l < L; l++) {
         // the slot layer l writes held input l-1, whose copy to the host must be done
         if (M->offload) o->copy_wait((l + 1) & 1);
-        attn_forward(M, l, xdev(M, l));
+        attn_forward(M, l, xdev(M, l), 0);
         mlp_forward(M, l, xdev(M, l + 1));
         if (l + 1 < L) offload_input(M, l + 1);  // the final hidden state is used by the head right away
     }
@@ -402,7 +425,7 @@ double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targe
         int64_t lo = lg_params_get(pt, LG_P_ATTN_NORM, l)->offset;
         const lg_param *last = lg_params_get(pt, LG_P_WDOWN, l);
         unit_begin(M, lo, last->offset + last->numel);
-        attn_forward(M, l, x);  // recompute: only the layer input was kept
+        attn_forward(M, l, x, 1);  // recompute: only the layer input (and a full layer's attention) was kept
         mlp_backward(M, l);
         attn_backward(M, l, x);
         unit_end(M, lo, last->offset + last->numel);
@@ -422,7 +445,8 @@ double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targe
     return loss;
 }
 
-int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes) {
+int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes,
+                              int64_t *keep_att_bytes) {
     lg_model M;
     memset(&M, 0, sizeof M);
     M.cfg = cfg;
@@ -436,5 +460,6 @@ int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int 
     M.loss_chunk = cfg->loss_chunk > 0 && cfg->loss_chunk < M.T ? cfg->loss_chunk : (int)M.T;
     alloc_activations(&M);
     if (kept_bytes) *kept_bytes = M.kept_bytes;
+    if (keep_att_bytes) *keep_att_bytes = M.keep_att_bytes;
     return M.act_bytes;
 }

@@ -53,6 +53,8 @@ typedef struct {
     void *q, *att;            // (T, H*D)
     void *k, *v;              // (T, KVH*D)
     float *lse;               // (B, H, S)
+    void **att_keep;          // per layer: the full layers' attention output (T, H*D) kept for the backward
+    float **lse_keep;         // (B, H, S) their LSE (memory.keep_full_attention; NULL entries elsewhere)
     void *x2;                 // (T, C) residual after attention
     void *h2;                 // (T, C) normed x2
     void *g, *u, *a;          // (mlp_chunk, F)
@@ -75,6 +77,7 @@ typedef struct {
     void *grads_ready_ctx;
     int64_t act_bytes;        // bytes of all activation buffers (what --plan predicts)
     int64_t kept_bytes;       // of which the kept layer inputs xs
+    int64_t keep_att_bytes;   // of which the kept attention outputs + LSE of full layers
     size_t act_size;
     int plan_only;            // count buffers without allocating (lg_model_buffer_bytes)
 } lg_model;
@@ -105,9 +108,11 @@ void lg_model_zero_grad(lg_model *M);
 // Gradients are ADDED into M->grad scaled by dscale (1 / number of target tokens in the whole step).
 // Returns the SUM of the per-token losses of this micro-batch.
 double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targets, float dscale);
-// Bytes lg_model_init allocates for activations (and, in *kept_bytes, of which the kept layer inputs),
+// Bytes lg_model_init allocates for activations (and, in *kept_bytes, of which the kept layer inputs; in
+// *keep_att_bytes, the kept attention outputs of full layers),
 // without allocating: the planner's figure.
-int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes);
+int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes,
+                              int64_t *keep_att_bytes);
 // Elements of one ZeRO-2 gradient bucket: the largest unit (a layer, or the final norm + untied LM head).
 int64_t lg_model_bucket_elems(const lg_param_table *pt, int n_layers);
 // Forward only. Writes logits (B*S, V) fp32 to the host array when logits != NULL, and returns the loss sum.

@@ -47,10 +47,11 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
     p->optim = 8 * (c->zero_stage >= 1 ? shard : P);
     p->host_master = 4 * P;
 
-    int64_t kept = 0;
-    double acts = (double)lg_model_buffer_bytes(c, cuda ? 2 : 4, c->micro_batch, c->seq_len, &kept);
+    int64_t kept = 0, katt = 0;
+    double acts = (double)lg_model_buffer_bytes(c, cuda ? 2 : 4, c->micro_batch, c->seq_len, &kept, &katt);
     p->kept_acts = (double)kept;
-    p->working = acts - (double)kept;
+    p->kept_att = (double)katt;
+    p->working = acts - (double)kept - (double)katt;
     if (c->offload_activations)
         p->host_acts = (double)m->n_layers * c->micro_batch * c->seq_len * m->dim * (cuda ? 2 : 4);
     p->workspace = cuda ? 1.5 * GIB : 0;  // cuBLASLt/attention workspaces and the CUDA context, reserved
@@ -61,7 +62,8 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
         cudnn_layers += c->layout.layer[l].kind != LG_ATTN_BLOCK_SPARSE;
     if (cuda && cudnn_layers && strcmp(c->layout.attention_backend, "native") && !c->deterministic)
         p->attn_scratch = 4.0 * c->micro_batch * m->n_heads * (double)c->seq_len * (m->head_dim + 2);
-    p->total = p->weights + p->master + p->grads + p->optim + p->kept_acts + p->working + p->workspace + p->attn_scratch;
+    p->total = p->weights + p->master + p->grads + p->optim + p->kept_acts + p->kept_att + p->working + p->workspace +
+               p->attn_scratch;
 
     // FLOPs: matmuls 2 per multiply-add; backward = 2x forward. Attention per query head and kept pair:
     // forward 4*D (QK^T, PV), backward 8*D (dV, dP, dQ, dK).
@@ -106,11 +108,13 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
     row(f, "AdamW m, v (fp32)", p->optim, c->zero_stage >= 1 ? "this rank's shard" : "replicated");
     row(f, "kept layer inputs (recompute)", p->kept_acts,
         c->offload_activations ? "2 device slots (the rest offloaded to host)" : "(layers+1) x tokens x dim");
+    if (p->kept_att > 0) row(f, "kept full-layer attention outputs", p->kept_att, "output + LSE per full layer");
     row(f, "largest working set", p->working, "one layer recomputed + MLP/loss chunks");
     if (p->workspace > 0) row(f, "workspace + CUDA context (reserve)", p->workspace, "cuBLASLt, attention");
     if (p->attn_scratch > 0) row(f, "attention backward scratch", p->attn_scratch, "cuDNN dQ accumulator (fp32)");
     row(f, "total", p->total, "");
-    fprintf(f, "activations: %.0f bytes (kept + working set, as allocated by the run)\n", p->kept_acts + p->working);
+    fprintf(f, "activations: %.0f bytes (kept + working set, as allocated by the run)\n",
+            p->kept_acts + p->kept_att + p->working);
     {
         char hm[32], ha[32];
         lg_format_bytes(p->host_master, hm, sizeof hm);
@@ -155,6 +159,8 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
     if (p->world > 1 && c->zero_stage < 2)
         fprintf(f, "  - memory.zero_stage = 2 (shards the fp32 gradients)\n");
     if (p->world < 8) fprintf(f, "  - more ranks (mpirun -np N): the sharded master, gradients and moments shrink as 1/N\n");
+    if (c->keep_full_attention)
+        fprintf(f, "  - memory.keep_full_attention = false (full layers recompute their attention in the backward)\n");
     if (!c->offload_activations)
         fprintf(f, "  - memory.offload_activations = true (layer inputs to page-locked host memory)\n");
     if (c->micro_batch > 1) fprintf(f, "  - data.micro_batch = 1 (and more accumulation steps)\n");

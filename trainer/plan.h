@@ -16,6 +16,7 @@ typedef struct {
     double master;                  // fp32 master weights owned by this rank
     double optim;                   // AdamW m and v owned by this rank
     double kept_acts;               // layer inputs kept for recompute: (L+1) x B x S x C
+    double kept_att;                // attention output + LSE kept per full layer (memory.keep_full_attention)
     double working;                 // one layer's recompute working set + chunked MLP/loss buffers
     double workspace;               // library workspaces (cuBLASLt), tokens, RoPE tables
     double attn_scratch;            // cuDNN attention backward scratch (dQ accumulator), 0 when unused

@@ -27,6 +27,8 @@ with tempfile.TemporaryDirectory() as d:
     o, out_o = train(os.path.join(d, "o"), "run.steps=60", "memory.offload_activations=true")
     C.check(o == a and "activations allocated" in out_o,
             "memory.offload_activations = true (2 slots + host copies of the layer inputs): identical losses")
+    k, _ = train(os.path.join(d, "k"), "run.steps=60", "memory.keep_full_attention=false")
+    C.check(k == a, "memory.keep_full_attention = false (full layers recompute their attention): identical losses")
     c, _ = train(os.path.join(d, "c"), "run.steps=60", "run.seed=99")
     C.check(c != a, "a different seed gives different losses")
 
