@@ -77,20 +77,27 @@ static void alloc_activations(lg_model *M) {
         }
     }
     M->x2 = balloc(M, (size_t)(T * C) * a);
-    M->h2 = balloc(M, (size_t)(T * C) * a);
     M->g = balloc(M, (size_t)(mc * F) * a);
     M->u = balloc(M, (size_t)(mc * F) * a);
     M->a = balloc(M, (size_t)(mc * F) * a);
-    M->logits = balloc(M, (size_t)(lc * V) * (a > 4 ? a : 4));
     M->dres = balloc(M, (size_t)(T * C) * a);
-    M->dh = balloc(M, (size_t)(T * C) * a);
-    M->dq = balloc(M, (size_t)(T * QD) * a);
-    M->datt = balloc(M, (size_t)(T * QD) * a);
     M->dk = balloc(M, (size_t)(T * KD) * a);
     M->dv = balloc(M, (size_t)(T * KD) * a);
-    M->dg = balloc(M, (size_t)(mc * F) * a);
-    M->du = balloc(M, (size_t)(mc * F) * a);
-    M->da = balloc(M, (size_t)(mc * F) * a);
+    // Buffers whose lives do not overlap share memory (the working set at 128K is what limits the 7B run):
+    //   h2 / dq     h2 dies with the MLP backward; dq is born in the attention backward that follows it
+    //   dh / datt   dh (MLP backward) is consumed by the norm backward before datt is written; datt is consumed
+    //               by the attention backward before dh is written again
+    //   dg,du,da / logits   MLP chunk gradients inside a layer; the loss chunk only in the head
+    int64_t tq = T * (QD > C ? QD : C);
+    M->dq = balloc(M, (size_t)tq * a);
+    M->h2 = M->dq;
+    M->dh = balloc(M, (size_t)tq * a);
+    M->datt = M->dh;
+    size_t mlp3 = (size_t)(3 * mc * F) * a, lbytes = (size_t)(lc * V) * (a > 4 ? a : 4);
+    M->dg = balloc(M, mlp3 > lbytes ? mlp3 : lbytes);
+    M->du = M->plan_only ? NULL : (char *)M->dg + (size_t)(mc * F) * a;
+    M->da = M->plan_only ? NULL : (char *)M->dg + (size_t)(2 * mc * F) * a;
+    M->logits = M->dg;
     M->tokens = balloc(M, (size_t)T * 4);
     M->targets = balloc(M, (size_t)T * 4);
     int half = m->head_dim / 2;
@@ -175,9 +182,10 @@ void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, 
 
 void lg_model_free(lg_model *M) {
     const lg_ops *o = M->ops;
-    void *bufs[] = {M->xs, M->h, M->rstd1, M->rstd2, M->rstdf, M->q, M->att, M->k, M->v, M->lse, M->x2, M->h2,
-                    M->g, M->u, M->a, M->logits, M->dres, M->dh, M->dq, M->datt, M->dk, M->dv, M->dg, M->du,
-                    M->da, M->tokens, M->targets, M->rope_cos, M->rope_sin, M->grad, M->gembed, M->bucket[0],
+    // (h2, datt, du, da and logits alias dq, dh and dg: see alloc_activations)
+    void *bufs[] = {M->xs, M->h, M->rstd1, M->rstd2, M->rstdf, M->q, M->att, M->k, M->v, M->lse, M->x2,
+                    M->g, M->u, M->a, M->dres, M->dh, M->dq, M->dk, M->dv, M->dg,
+                    M->tokens, M->targets, M->rope_cos, M->rope_sin, M->grad, M->gembed, M->bucket[0],
                     M->bucket[1]};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->free(bufs[i]);
