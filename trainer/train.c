@@ -17,6 +17,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef LG_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
 #include "../checkpoints/checkpoint.h"
 #include "../checkpoints/gguf_export.h"
 #include "../checkpoints/hf_export.h"
@@ -176,6 +180,30 @@ static void export_gguf(const lg_config *c, lg_model *M) {
     free(tok);
 }
 
+// After the first step every buffer, library workspace and cache exists: what the GPUs hold then is the run's
+// footprint. Rank 0 prints the range over ranks next to the plan (cudaMemGetInfo: the whole device, so it
+// includes the CUDA context and anything else running on the GPU).
+static void report_device_memory(lg_dist *d, double plan_bytes) {
+    double used = -1;
+#ifdef LG_HAVE_CUDA
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) == cudaSuccess) used = (double)(tot - fr);
+    else (void)cudaGetLastError();
+#endif
+    double *all = lg_malloc(sizeof(double) * (size_t)d->world);
+    lg_dist_allgather_f64(d, used, all);
+    double lo = all[0], hi = all[0];
+    for (int r = 1; r < d->world; r++) lo = all[r] < lo ? all[r] : lo, hi = all[r] > hi ? all[r] : hi;
+    free(all);
+    if (d->rank == 0 && lo >= 0) {
+        char range[64];
+        if (hi > lo) snprintf(range, sizeof range, "%.1f - %.1f GiB", lo / (1 << 30), hi / (1 << 30));
+        else snprintf(range, sizeof range, "%.1f GiB", lo / (1 << 30));
+        lg_info("GPU memory in use after the first step: %s per GPU over %d rank(s) (lgtrain --plan: %.1f GiB)", range,
+                d->world, plan_bytes / (1 << 30));
+    }
+}
+
 typedef struct {
     lg_dist *d;
     float *grad;
@@ -190,9 +218,10 @@ static void grads_ready(void *ctx, int64_t lo, int64_t hi) {
 
 int lg_train(const lg_config *c, lg_dist *d) {
     const int rank = d->rank, world = d->world;
+    lg_plan p;
+    memset(&p, 0, sizeof p);
     if (!strcmp(c->device, "cuda")) {
         // Refuse what cannot fit before allocating anything (lgtrain --plan shows the same figures).
-        lg_plan p;
         lg_plan_compute(c, world, "cuda", &p);
         if (p.total > c->device_gib * 1024.0 * 1024.0 * 1024.0) {
             if (rank == 0) lg_plan_print(c, &p, "cuda", stderr);
@@ -365,6 +394,7 @@ int lg_train(const lg_config *c, lg_dist *d) {
         if (step == step0 + 1 || step == c->steps || step % c->log_every == 0)
             lg_info("step %5lld/%d | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | elapsed %s | ETA %s",
                     (long long)step, c->steps, loss, lr, gnorm, tps, els, eta);
+        if (step == step0 + 1 && !strcmp(c->device, "cuda")) report_device_memory(d, p.total);
         if (logf && finite) {
             // %.17g: the exact double, so that resumed runs can be compared bit for bit
             fprintf(logf,
