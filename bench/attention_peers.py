@@ -3,7 +3,8 @@
 # masks (FULL causal, SINK_WINDOW 64/2048, BLOCK_SPARSE 64/16/64 per KV head), bf16, B=1, D=128.
 # Method as ../shared/bench/anchors.py: CUDA events, 2 warm-ups, median of 5. TFLOP/s use the same count
 # as bench_attention: kept (query, key) pairs, fwd 4*D*pairs, fwd+bwd 14*D*pairs.
-# Usage: [PEERS_ONLY=flex_sink_window,...] python3 bench/attention_peers.py [S ...]   (default 8192 32768 131072)
+# Usage: [PEERS_ONLY=flex_sink_window,...] [PEERS_GQA=all] python3 bench/attention_peers.py [S ...]
+#   (default 8192 32768 131072; 64 query / 8 KV heads at 32768 only, or at every S with PEERS_GQA=all)
 # One JSON line per measurement.
 import os, sys, json
 import torch
@@ -120,8 +121,9 @@ def run(S, H, KVH, D=128):
 
 if __name__ == "__main__":
     sizes = [int(s) for s in sys.argv[1:]] or [8192, 32768, 131072]
-    print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__}), flush=True)
+    print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+                      "cudnn": torch.backends.cudnn.version()}), flush=True)
     for S in sizes:
         run(S, 32, 32)
-        if S == 32768:
+        if S == 32768 or os.environ.get("PEERS_GQA") == "all":
             run(S, 64, 8)

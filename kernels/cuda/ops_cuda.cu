@@ -10,6 +10,7 @@
 #include <cublasLt.h>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_cudnn.h"
 #include "kernels/cuda/ops_cuda.h"
 #include "kernels/ops.h"
 
@@ -174,15 +175,43 @@ void lg_cu_add_inplace(void *x, const void *y, int64_t n) {
     cudaCheckLaunch("add_kernel");
 }
 
-// --- attention: the native kernels of attention.cu --------------------------------------------------------
+// --- attention: the native kernels (attention.cu) or cuDNN fused attention (attention_cudnn.cu) ----------------
+// Until the trainer calls attention_options, the native deterministic kernels run (bitwise resume). The choice
+// depends only on the options and the layout kind, so a layer's forward and backward take the same backend
+// (and the two backends' out/lse conventions are identical: tests/gpu/test_attention_cudnn.cu crosses them).
+static int g_attn_backend = LG_ATTN_BACKEND_NATIVE, g_attn_det = 1;
+
+static void cu_attention_options(int backend, int deterministic) {
+    if (backend != LG_ATTN_BACKEND_AUTO && backend != LG_ATTN_BACKEND_CUDNN && backend != LG_ATTN_BACKEND_NATIVE)
+        lg_cu_die("attention_options: backend %d: expected LG_ATTN_BACKEND_AUTO (0), _CUDNN (1) or _NATIVE (2)",
+                  backend);
+    g_attn_backend = backend;
+    g_attn_det = deterministic != 0;
+}
+
+// 1: try cuDNN for this layer. Deterministic runs use the native kernels (cuDNN's backward accumulates dQ with
+// atomics); BLOCK_SPARSE has no cuDNN form on Hopper. auto: cuDNN for FULL and SINK_WINDOW, the faster per kind
+// in bench/results/attention-cudnn.md. When cuDNN refuses a shape (warned once) the native kernel runs.
+static int attn_use_cudnn(const lg_attn *mask) {
+    if (g_attn_det || mask->kind == LG_ATTN_BLOCK_SPARSE || g_attn_backend == LG_ATTN_BACKEND_NATIVE) return 0;
+    if (g_attn_backend == LG_ATTN_BACKEND_CUDNN) return 1;
+    return mask->kind == LG_ATTN_FULL || mask->kind == LG_ATTN_SINK_WINDOW;
+}
+
 static void cu_attention_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H,
                              int KVH, int D, const lg_attn *mask) {
+    if (attn_use_cudnn(mask) &&
+        lg_cuda_attention_cudnn_fwd(out, lse, q, k, v, B, S, H, KVH, D, mask, LG_CU_STREAM) == LG_CUDNN_OK)
+        return;
     lg_cuda_attention_fwd(out, lse, q, k, v, B, S, H, KVH, D, mask, LG_CU_STREAM);
 }
 static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
                              const void *v, const void *out, const float *lse, int B, int S, int H, int KVH, int D,
                              const lg_attn *mask) {
-    // deterministic = 1: the kernels are atomic-free either way, and resume-reproducibility needs it.
+    if (attn_use_cudnn(mask) && lg_cuda_attention_cudnn_bwd(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, D, mask,
+                                                            LG_CU_STREAM) == LG_CUDNN_OK)
+        return;
+    // deterministic = 1: the native kernels' atomic-free backward (resume-reproducibility needs it).
     lg_cuda_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, D, mask, 1, LG_CU_STREAM);
 }
 
@@ -250,6 +279,7 @@ extern "C" const lg_ops *lg_ops_cuda_impl(const char **why) {
     cuda_ops.rope_bwd = lg_cu_rope_bwd;
     cuda_ops.attention_fwd = cu_attention_fwd;
     cuda_ops.attention_bwd = cu_attention_bwd;
+    cuda_ops.attention_options = cu_attention_options;
     cuda_ops.swiglu_fwd = lg_cu_swiglu_fwd;
     cuda_ops.swiglu_bwd = lg_cu_swiglu_bwd;
     cuda_ops.add_inplace = lg_cu_add_inplace;
