@@ -730,6 +730,7 @@ static __device__ __forceinline__ void fence_async_smem(void) {
 static __device__ __forceinline__ void wg_fence(void) { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 static __device__ __forceinline__ void wg_commit(void) { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 static __device__ __forceinline__ void wg_wait0(void) { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+static __device__ __forceinline__ void wg_wait1(void) { asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory"); }
 // keeps the compiler from moving accumulator reads above the wait (the asm outputs are written asynchronously)
 template <int N>
 static __device__ __forceinline__ void reg_fence(float *r) {
@@ -918,9 +919,166 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wg_kernel(bf16 *__restri
 #endif
 }
 
+// forward, wgmma, pipelined (FlashAttention-3's intra-warpgroup overlap): while the softmax of key tile j runs
+// on the FP32/MUFU units, the tensor cores already compute S for tile j+1. K is loaded two tiles ahead, V one.
+// smem: Q, K[3], V[2] (swizzled); O staged through K[0..1] at the end.
+template <int D>
+__global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wgp_kernel(bf16 *__restrict__ out, float *__restrict__ lse,
+                                                               const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+                                                               const bf16 *__restrict__ v, int S, int H, int KVH,
+                                                               float scale_log2, MaskP m, const int32_t *__restrict__ off,
+                                                               const int32_t *__restrict__ tiles, int nqt) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8;
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sQ = (bf16 *)smem_wg, *sK = sQ + TB, *sV = sK + 3 * TB;
+
+    const int qt = nqt - 1 - blockIdx.x;  // long rows (late tiles) first
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = qt * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off[lh * (nqt + 1) + qt], n = off[lh * (nqt + 1) + qt + 1] - i0;
+    const int32_t *lst = tiles + i0;
+
+    load_tile_sw<D>(sQ, qg, ldq, q0, S);
+    if (n > 0) {
+        load_tile_sw<D>(sK, kg, ldk, lst[0] * TILE, S);
+        load_tile_sw<D>(sV, vg, ldk, lst[0] * TILE, S);
+    }
+    if (n > 1) load_tile_sw<D>(sK + TB, kg, ldk, lst[1] * TILE, S);
+    cp_async_commit();
+    cp_async_wait_all();
+    fence_async_smem();
+    __syncthreads();
+
+    float acc[D / 2], s[32], sn[32];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = sn[i] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    if (n > 0) {
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(sn, desc_kmaj(sQ, kk), desc_kmaj(sK, kk), kk > 0);
+        wg_commit();
+        wg_wait0();
+        reg_fence<32>(sn);
+#pragma unroll
+        for (int i = 0; i < 32; i++) s[i] = sn[i];  // s is never an MMA accumulator itself (no serialization)
+    }
+
+    for (int j = 0; j < n; j++) {
+        if (j > 0) {
+            cp_async_wait_all();
+            fence_async_smem();
+            __syncthreads();  // K[j+1] and V[j] landed; every MMA of step j-1 has completed
+        }
+        if (j + 2 < n) load_tile_sw<D>(sK + ((j + 2) % 3) * TB, kg, ldk, lst[j + 2] * TILE, S);
+        if (j + 1 < n) load_tile_sw<D>(sV + ((j + 1) & 1) * TB, vg, ldk, lst[j + 1] * TILE, S);
+        cp_async_commit();
+        if (j + 1 < n) {  // S for tile j+1, asynchronously
+            const bf16 *nK = sK + ((j + 1) % 3) * TB;
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(sn, desc_kmaj(sQ, kk), desc_kmaj(nK, kk), kk > 0);
+            wg_commit();
+        }
+        const int k0 = lst[j] * TILE;
+        const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                float x = s[4 * i + c] * scale_log2;
+                if (need) {
+                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
+                }
+                s[4 * i + c] = x;
+            }
+        float corr[2];
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = mrow[r];
+#pragma unroll
+            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float base = mx == -INFINITY ? 0.f : mx;
+            corr[r] = exp2f(mrow[r] - base);
+            mrow[r] = mx;
+            float sum = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
+                s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
+                sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
+            }
+            lrow[r] = lrow[r] * corr[r] + sum;
+        }
+        uint32_t pa[4][4];
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
+        // O is touched only once S(j+1) is done: no accumulator in flight is read (ptxas would serialize)
+        wg_wait0();
+        reg_fence<32>(sn);
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) {
+            acc[4 * i] *= corr[0];
+            acc[4 * i + 1] *= corr[0];
+            acc[4 * i + 2] *= corr[1];
+            acc[4 * i + 3] *= corr[1];
+        }
+        const bf16 *cV = sV + (j & 1) * TB;
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
+        wg_commit();
+#pragma unroll
+        for (int i = 0; i < 32; i++) s[i] = sn[i];
+        wg_wait0();
+        reg_fence<D / 2>(acc);
+    }
+    cp_async_wait_all();
+
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = lrow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[r] = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + warp * 16 + g + r * 8;
+        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
+    }
+    __syncthreads();
+    bf16 *st = sK + warp * 16 * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
+        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
+    }
+    __syncwarp();
+    bf16 *og = out + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
+    }
+#endif
+}
+
 // dK, dV, wgmma (deterministic). grid (key tiles, KVH, B); the loop and its order as attn_bwd_dkdv_kernel.
 // smem: K, V, Q[2], dO[2] (swizzled), lse[2][64], delta[2][64]; dK/dV staged through Q[0..1] / dO[0..1].
-template <int D>
+template <int D, bool PIPE>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
     const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse,
@@ -986,16 +1144,54 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sK, kk), desc_kmaj(cQ, kk), kk > 0);
+        if (PIPE) wg_commit();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sV, kk), desc_kmaj(cO, kk), kk > 0);
         wg_commit();
+        const bool need = tile_needs_mask(m, q0, k0, S);
+        uint32_t pa[4][4], da[4][4];
+        if (PIPE) {
+            // P^T while dP^T is still on the tensor cores; dV's product runs while dS^T is formed
+            wg_wait1();
+            reg_fence<32>(s);
+#pragma unroll
+            for (int x = 0; x < 8; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qi = x * 8 + t4 * 2 + (c & 1);
+                    float p = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    if (need) {
+                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
+                    }
+                    s[4 * x + c] = p;
+                }
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
+            wg_fence();
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
+            wg_commit();
+            wg_wait1();
+            reg_fence<32>(dp);
+#pragma unroll
+            for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - cD[(x >> 2) * 8 + t4 * 2 + (x & 1)]);
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
+            wg_fence();
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
+            wg_commit();
+            wg_wait0();
+            reg_fence<D / 2>(dka);
+            reg_fence<D / 2>(dva);
+            continue;
+        }
         wg_wait0();
         reg_fence<32>(s);
         reg_fence<32>(dp);
 
         // P^T and dS^T, rounded to bf16 A fragments as soon as each 16-query chunk is done (registers)
-        const bool need = tile_needs_mask(m, q0, k0, S);
-        uint32_t pa[4][4], da[4][4];
 #pragma unroll
         for (int kc = 0; kc < 4; kc++) {
 #pragma unroll
@@ -1052,7 +1248,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
 
 // dQ, wgmma. grid (query tiles, H, B), walking the forward key-tile list as attn_bwd_dq_kernel.
 // smem: Q, dO, K[2], V[2] (swizzled); dQ staged through K[0..1].
-template <int D>
+template <int D, bool PIPE>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
     bf16 *__restrict__ dq, const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
     const bf16 *__restrict__ dout, const float *__restrict__ lse, const float *__restrict__ delta, int S, int H,
@@ -1116,12 +1312,13 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
         wg_fence();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
+        if (PIPE) wg_commit();
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sO, kk), desc_kmaj(cV, kk), kk > 0);
         wg_commit();
-        wg_wait0();
+        if (PIPE) wg_wait1();  // P while dP is still on the tensor cores
+        else wg_wait0();
         reg_fence<32>(s);
-        reg_fence<32>(dp);
 
         const bool need = tile_needs_mask(m, q0, k0, S);
 #pragma unroll
@@ -1133,8 +1330,12 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
                     int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
                     if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
                 }
-                dp[4 * x + c] = p * (dp[4 * x + c] - dl[c >> 1]);
+                s[4 * x + c] = p;
             }
+        if (PIPE) wg_wait0();
+        reg_fence<32>(dp);
+#pragma unroll
+        for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
         // dQ += dS K (K read as B = [key][d], N-major)
         uint32_t da[4][4];
 #pragma unroll
@@ -1332,6 +1533,7 @@ static MaskP mask_params(const lg_attn *a, int KVH) {
 }
 
 static size_t smem_fwd_wg(int D) { return (size_t)5 * TILE * D * sizeof(bf16); }
+static size_t smem_fwd_wgp(int D) { return (size_t)6 * TILE * D * sizeof(bf16); }
 static size_t smem_dq_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16); }
 static size_t smem_dkdv_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16) + 4 * TILE * sizeof(float); }
 static size_t smem_fwd(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
@@ -1366,10 +1568,16 @@ static void set_smem_limits(void) {
     raise_smem(attn_bwd_dkdv_kernel<128, true>, smem_dkdv(128, true));
     raise_smem(attn_fwd_wg_kernel<64>, smem_fwd_wg(64));
     raise_smem(attn_fwd_wg_kernel<128>, smem_fwd_wg(128));
-    raise_smem(attn_bwd_dq_wg_kernel<64>, smem_dq_wg(64));
-    raise_smem(attn_bwd_dq_wg_kernel<128>, smem_dq_wg(128));
-    raise_smem(attn_bwd_dkdv_wg_kernel<64>, smem_dkdv_wg(64));
-    raise_smem(attn_bwd_dkdv_wg_kernel<128>, smem_dkdv_wg(128));
+    raise_smem(attn_fwd_wgp_kernel<64>, smem_fwd_wgp(64));
+    raise_smem(attn_fwd_wgp_kernel<128>, smem_fwd_wgp(128));
+    raise_smem(attn_bwd_dq_wg_kernel<64, false>, smem_dq_wg(64));
+    raise_smem(attn_bwd_dq_wg_kernel<128, false>, smem_dq_wg(128));
+    raise_smem(attn_bwd_dkdv_wg_kernel<64, false>, smem_dkdv_wg(64));
+    raise_smem(attn_bwd_dkdv_wg_kernel<128, false>, smem_dkdv_wg(128));
+    raise_smem(attn_bwd_dq_wg_kernel<64, true>, smem_dq_wg(64));
+    raise_smem(attn_bwd_dq_wg_kernel<128, true>, smem_dq_wg(128));
+    raise_smem(attn_bwd_dkdv_wg_kernel<64, true>, smem_dkdv_wg(64));
+    raise_smem(attn_bwd_dkdv_wg_kernel<128, true>, smem_dkdv_wg(128));
     done = 1;
 }
 
@@ -1396,6 +1604,19 @@ static int wgmma_available(void) {
     }
     return avail;
 }
+
+// wgmma variants (bit flags): 1 pipelined forward, 2 pipelined dK/dV, 4 pipelined dQ. Default 6: on the H100
+// the pipelined forward measured 8-10% slower, the pipelined backward 1-2% faster (bench/results/attention.md).
+// LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant() override it.
+static int g_pipe = -1;
+static int pipe_flags(void) {
+    if (g_pipe < 0) {
+        const char *e = getenv("LG_ATTN_PIPE");
+        g_pipe = e ? atoi(e) & 7 : 6;
+    }
+    return g_pipe;
+}
+extern "C" void lg_cuda_attention_set_variant(int flags) { g_pipe = flags < 0 ? -1 : flags & 7; }
 
 extern "C" int lg_cuda_attention_impl(void) {
     int want = g_impl;
@@ -1438,6 +1659,18 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
     if (lg_cuda_attention_impl()) {
         const float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
         dim3 grid(L->nqt, H, B);
+        if (pipe_flags() & 1) {
+            if (D == 128)
+                attn_fwd_wgp_kernel<128><<<grid, NTHREADS, smem_fwd_wgp(128), stream>>>(
+                    (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m,
+                    L->off, L->tiles, L->nqt);
+            else
+                attn_fwd_wgp_kernel<64><<<grid, NTHREADS, smem_fwd_wgp(64), stream>>>(
+                    (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m,
+                    L->off, L->tiles, L->nqt);
+            cudaCheckLaunch("attn_fwd_wgp_kernel");
+            return;
+        }
         if (D == 128)
             attn_fwd_wg_kernel<128><<<grid, NTHREADS, smem_fwd_wg(128), stream>>>(
                 (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m, L->off,
@@ -1471,13 +1704,15 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
     cudaCheckLaunch("attn_delta_kernel");
     dim3 gkv(L->nqt, KVH, B), gq(L->nqt, H, B);
     if (deterministic && lg_cuda_attention_impl()) {
-        attn_bwd_dkdv_wg_kernel<D><<<gkv, NTHREADS, smem_dkdv_wg(D), stream>>>(
-            (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, delta,
-            S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+        auto dkdv = (pipe_flags() & 2) ? attn_bwd_dkdv_wg_kernel<D, true> : attn_bwd_dkdv_wg_kernel<D, false>;
+        auto dqk = (pipe_flags() & 4) ? attn_bwd_dq_wg_kernel<D, true> : attn_bwd_dq_wg_kernel<D, false>;
+        dkdv<<<gkv, NTHREADS, smem_dkdv_wg(D), stream>>>((bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k,
+                                                          (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H, KVH,
+                                                          scale, scale_log2, m, L->toff, L->tq, L->nqt);
         cudaCheckLaunch("attn_bwd_dkdv_wg_kernel");
-        attn_bwd_dq_wg_kernel<D><<<gq, NTHREADS, smem_dq_wg(D), stream>>>(
-            (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H, KVH,
-            scale, scale_log2, m, L->off, L->tiles, L->nqt);
+        dqk<<<gq, NTHREADS, smem_dq_wg(D), stream>>>((bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
+                                                      (const bf16 *)dout, lse, delta, S, H, KVH, scale, scale_log2, m,
+                                                      L->off, L->tiles, L->nqt);
         cudaCheckLaunch("attn_bwd_dq_wg_kernel");
     } else if (deterministic) {
         attn_bwd_dkdv_kernel<D, false><<<gkv, NTHREADS, smem_dkdv(D, false), stream>>>(

@@ -1,5 +1,5 @@
 // attention.h: native flash attention (forward and backward) for every layout kind (kernels/layout.h),
-// bf16 in/out, fp32 softmax statistics, mma.sync tensor cores. C-callable.
+// bf16 in/out, fp32 softmax statistics, tensor cores (wgmma on sm_90a, mma.sync otherwise). C-callable.
 //
 // Shapes (ops.h): q, out, dq (B,S,H,D); k, v, dk, dv (B,S,KVH,D); lse (B,H,S) fp32 natural log of
 // sum_k exp(q.k * scale) over the visible keys, scale = 1/sqrt(D). Query head h uses KV head h / (H/KVH).
@@ -37,6 +37,10 @@ void lg_cuda_attention_tune(int fwd_blocks_per_sm);
 // backward (deterministic == 0) is mma.sync only. lg_cuda_attention_impl() says which one runs (1 = wgmma).
 void lg_cuda_attention_set_impl(int impl);
 int lg_cuda_attention_impl(void);
+// wgmma variants, bit flags: 1 pipelined forward (S of the next key tile on the tensor cores during the
+// softmax), 2 pipelined dK/dV, 4 pipelined dQ (P computed while dP is on the tensor cores). -1 = default (6,
+// the fastest measured; env LG_ATTN_PIPE=<flags> overrides it). Each variant is bitwise deterministic.
+void lg_cuda_attention_set_variant(int flags);
 
 // Frees the cached tile lists and the backward workspace (they are rebuilt on the next call).
 void lg_cuda_attention_release(void);

@@ -170,9 +170,9 @@ static int run_case(const Case *c) {
            *rdk = (double *)xmalloc(8 * nk), *rdv = (double *)xmalloc(8 * nk);
     reference(c, rq, rk, rv, rg, ro, rl, rdq, rdk, rdv);
 
-    // Three configurations: (wgmma kernels where the device has them, deterministic backward run twice:
-    // bit-compare), (mma.sync forward build with 3 CTAs/SM, deterministic backward twice) and (mma.sync forward
-    // build with 2 CTAs/SM, atomic-dQ backward).
+    // Four configurations: wgmma kernels where the device has them (default variants, then the other variant
+    // of each kernel), deterministic backward run twice: bit-compare; mma.sync forward build with 3 CTAs/SM,
+    // deterministic backward twice; mma.sync forward build with 2 CTAs/SM, atomic-dQ backward.
     uint16_t *go[2][3];
     for (int rep = 0; rep < 2; rep++) {
         go[rep][0] = (uint16_t *)xmalloc(2 * nq);
@@ -183,12 +183,16 @@ static int run_case(const Case *c) {
     float *hl = (float *)xmalloc(4 * nl);
     float *f = (float *)xmalloc(4 * (nq > nk ? nq : nk));
     int ok_all = 1;
-    for (int cfg = 0; cfg < 3; cfg++) {
-        const int det = cfg < 2, nrep = det ? 2 : 1;
-        lg_cuda_attention_set_impl(cfg == 0 ? 1 : 0);
-        lg_cuda_attention_tune(cfg == 1 ? 3 : 2);
-        const char *cfg_name = cfg == 2 ? "mma fwd2+atomic" : cfg == 1 ? "mma fwd3+det   "
-                               : lg_cuda_attention_impl() ? "wgmma fwd+det  " : "(no sm_90a) det";
+    // cfg 0: wgmma, default variant (6); cfg 1: wgmma, the other variant of each kernel (1); cfg 2, 3: mma.sync.
+    for (int cfg = 0; cfg < 4; cfg++) {
+        const int det = cfg < 3, nrep = det ? 2 : 1;
+        lg_cuda_attention_set_impl(cfg < 2 ? 1 : 0);
+        lg_cuda_attention_set_variant(cfg == 1 ? 1 : -1);
+        lg_cuda_attention_tune(cfg == 2 ? 3 : 2);
+        const char *cfg_name = cfg == 3   ? "mma fwd2+atomic"
+                               : cfg == 2 ? "mma fwd3+det   "
+                               : !lg_cuda_attention_impl() ? "(no sm_90a) det"
+                               : cfg == 1 ? "wgmma var1+det " : "wgmma fwd+det  ";
         // poison (0xFF bytes: NaN in bf16 and fp32), then run
         cudaCheck(cudaMemset(dout, 0xFF, 2 * nq));
         cudaCheck(cudaMemset(dlse, 0xFF, 4 * nl));
@@ -277,6 +281,7 @@ int main(int argc, char **argv) {
         ran++;
     }
     lg_cuda_attention_set_impl(-1);
+    lg_cuda_attention_set_variant(-1);
     lg_cuda_attention_release();
     printf("test_attention: %d of %d cases failed\n", fails, ran);
     return fails ? 1 : 0;
