@@ -1,5 +1,7 @@
 // attention.cu: native flash attention, forward and backward, for every layout kind (kernels/layout.h).
 //
+// Two implementations of the same passes: wgmma (sm_90a, the default where the binary has sm_90a code; see the
+// "wgmma kernels" section) and mma.sync (any sm_80+ build; LG_ATTN_IMPL=mma selects it). Both use the tiling below.
 // Tiling: 64 queries x 64 keys; a CTA is 4 warps, each warp owns 16 rows (queries in the forward and dQ
 // kernels, keys in the dK/dV kernel). bf16 operands on mma.sync.m16n8k16 with fp32 accumulation; softmax
 // in fp32 in the log2 domain (scores pre-multiplied by scale*log2 e, so exp2 is one MUFU op).
