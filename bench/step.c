@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
            "\"B\": %d, \"step_s_mean\": %.4f, \"step_s_best\": %.4f, \"tok_s\": %.0f, \"mfu\": %.4f, "
            "\"tflops_model\": %.1f, \"loss\": %.4f, \"device_gib_after_warmup\": %.2f, \"act_gib_planned\": %.2f}\n",
            ops->name, c.model.n_layers, n_full, S, B, med, best, T / med, p.flops_model / med / 775e12,
-           p.flops_model / med / 1e12, loss, peak_gib, (p.kept_acts + p.working) / (1 << 30));
+           p.flops_model / med / 1e12, loss, peak_gib, (p.kept_acts + p.kept_att + p.working) / (1 << 30));
     free(seq); free(tok); free(tgt); free(sets);
     lg_model_free(&M);
     return 0;
