@@ -31,10 +31,16 @@ static float *G(const lg_model *M, lg_param_kind k, int layer) {
 }
 
 // Every activation buffer goes through here, so lg_model_buffer_bytes (the planner) counts exactly what
-// lg_model_init allocates.
+// lg_model_init allocates: the buffers are carved, 256-byte aligned, out of one arena of that size.
 static void *balloc(lg_model *M, size_t bytes) {
-    M->act_bytes += (int64_t)bytes;
-    return M->plan_only ? NULL : M->ops->alloc(bytes);
+    size_t r = (bytes + 255) & ~(size_t)255;
+    M->act_bytes += (int64_t)r;
+    if (M->plan_only) return NULL;
+    if ((int64_t)(M->arena_used + r) > M->arena_bytes)
+        lg_die("internal: activation arena of %lld bytes overflows", (long long)M->arena_bytes);
+    void *p = (char *)M->arena + M->arena_used;
+    M->arena_used += r;
+    return p;
 }
 
 static void alloc_activations(lg_model *M) {
@@ -166,7 +172,13 @@ void lg_model_init_dist(lg_model *M, const lg_config *cfg, const lg_ops *ops, in
         for (int b = 0; b < 2; b++) M->bucket[b] = ops->alloc((size_t)cap * sizeof(float));
     }
 
+    // one arena for every activation buffer, sized by the same function the planner uses
+    M->arena_bytes = lg_model_buffer_bytes(cfg, ops->act_size, B, S, NULL, NULL);
+    M->arena = ops->alloc((size_t)M->arena_bytes);
     alloc_activations(M);
+    if ((int64_t)M->arena_used != M->arena_bytes || M->act_bytes != M->arena_bytes)
+        lg_die("internal: activation arena planned %lld bytes, carved %lld", (long long)M->arena_bytes,
+               (long long)M->arena_used);
     int half = m->head_dim / 2;
     float *c = lg_malloc(sizeof(float) * (size_t)S * half), *s = lg_malloc(sizeof(float) * (size_t)S * half);
     lg_rope_tables(&cfg->rope, m->head_dim, S, c, s);
@@ -182,16 +194,10 @@ void lg_model_init(lg_model *M, const lg_config *cfg, const lg_ops *ops, int B, 
 
 void lg_model_free(lg_model *M) {
     const lg_ops *o = M->ops;
-    // (h2, datt, du, da and logits alias dq, dh and dg: see alloc_activations)
-    void *bufs[] = {M->xs, M->h, M->rstd1, M->rstd2, M->rstdf, M->q, M->att, M->k, M->v, M->lse, M->x2,
-                    M->g, M->u, M->a, M->dres, M->dh, M->dq, M->dk, M->dv, M->dg,
-                    M->tokens, M->targets, M->rope_cos, M->rope_sin, M->grad, M->gembed, M->bucket[0],
-                    M->bucket[1]};
+    void *bufs[] = {M->arena, M->grad, M->gembed, M->bucket[0], M->bucket[1]};  // activations: all in the arena
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         if (bufs[i]) o->free(bufs[i]);
     if (M->xs_host) o->host_free(M->xs_host);
-    for (int l = 0; M->att_keep && l < M->m->n_layers; l++)
-        if (M->att_keep[l]) o->free(M->att_keep[l]), o->free(M->lse_keep[l]);
     free(M->att_keep);
     free(M->lse_keep);
     if (M->w != M->master) o->free(M->w);

@@ -75,6 +75,9 @@ typedef struct {
     // buffer), so the trainer can start reducing them while the backward of the layers below runs.
     void (*grads_ready)(void *ctx, int64_t lo, int64_t hi);
     void *grads_ready_ctx;
+    void *arena;              // every activation buffer above, carved from one allocation
+    int64_t arena_bytes;
+    size_t arena_used;
     int64_t act_bytes;        // bytes of all activation buffers (what --plan predicts)
     int64_t kept_bytes;       // of which the kept layer inputs xs
     int64_t keep_att_bytes;   // of which the kept attention outputs + LSE of full layers
