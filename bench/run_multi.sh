@@ -11,7 +11,7 @@
 #   full   the same with every layer full attention (configs/7b-128k-full.ini), 5 steps: the hybrid speedup
 #   kill   deterministic 8-step runs: one uninterrupted, one stopped by SIGTERM through launch/mpirun.sh after
 #          step 4 and resumed with the same command on N GPUs, and on N/2 GPUs from that checkpoint
-# usage: bench/run_multi.sh [build dir] [N]           (logs under $OUT/multi, or /tmp/multi)
+# usage: [LAYERS=n] [PHASES=...] bench/run_multi.sh [build dir] [N]     (logs under $OUT/multi, or /tmp/multi)
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 B="$(cd "${1:-$ROOT/build-dev}" && pwd)"
@@ -25,15 +25,20 @@ MPI=(mpirun --bind-to none -x OMP_NUM_THREADS=4)
 [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tee "$D/gpus.txt"
 # the 7B shape without a checkpoint on the machine
-SHAPE=(--set run.init_from=random --set model.vocab_size=32000 --set model.dim=4096 --set model.n_layers=32
+# LAYERS < 32 (and layout.full_layers=auto, the middle third) for machines with fewer than 4 GPUs, where the
+# 32-layer 7B does not fit (lgtrain --plan says so)
+LAYERS="${LAYERS:-32}"
+FULL_SET=(); [ "$LAYERS" != 32 ] && FULL_SET=(--set layout.full_layers=auto)
+SHAPE=(--set run.init_from=random --set model.vocab_size=32000 --set model.dim=4096 --set model.n_layers=$LAYERS
        --set model.n_heads=32 --set model.n_kv_heads=32 --set model.ffn_dim=11008 --set model.norm_eps=1e-5
        --set export.hf=false --set export.gguf=false --set data.train="$D/data/train" --set data.val=
-       --set checkpoint.every=10 --set checkpoint.keep=2)
+       --set checkpoint.every=10 --set checkpoint.keep=2 "${FULL_SET[@]}")
 DATA="$D/data/train"
 
 if has plan; then
   for cfg in 7b-128k 7b-128k-full; do
-    "$B/lgtrain" --config configs/$cfg.ini "${SHAPE[@]}" --set data.train=synthetic --plan --world "$N" > "$D/plan-$cfg.txt"
+    extra=(); [ $cfg = 7b-128k-full ] && extra=(--set layout.full_layers=all)
+    "$B/lgtrain" --config configs/$cfg.ini "${SHAPE[@]}" "${extra[@]}" --set data.train=synthetic --plan --world "$N" > "$D/plan-$cfg.txt"
     grep -E "total|fits|DOES NOT" "$D/plan-$cfg.txt"
   done
 fi
@@ -60,7 +65,7 @@ if has main; then
   grep -E "GPU memory|step +(1|2|10|20)/|NCCL" "$D/main.log"
 fi
 if has full; then
-  "${MPI[@]}" -np "$N" "$B/lgtrain" --config configs/7b-128k-full.ini "${SHAPE[@]}" --set run.steps=5 \
+  "${MPI[@]}" -np "$N" "$B/lgtrain" --config configs/7b-128k-full.ini "${SHAPE[@]}" --set layout.full_layers=all --set run.steps=5 \
     --set data.tokens_per_step=$((131072 * N)) --set run.out_dir="$D/full" > "$D/full.log" 2>&1 || echo "full: FAILED"
   echo "hybrid median tok/s $(steps_line "$D/main.log"), all-full $(steps_line "$D/full.log")"
 fi

@@ -1,8 +1,11 @@
 // model.c: see model.h. The forward/backward pairs of one layer, the chunked MLP and the chunked loss.
 #include "model.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "dist.h"
 #include "rope.h"
@@ -233,6 +236,21 @@ void lg_model_master_to_host(lg_model *M) {
     if (M->dmaster == M->master) return;
     M->ops->download(M->master + M->mlo, M->dmaster, (size_t)(M->mhi - M->mlo), sizeof(float));
     if (M->master_sharded) lg_dist_gather_host(M->dist, M->master, M->pt.total, 0);
+}
+
+void lg_model_trim_host_master(lg_model *M, int keep_whole) {
+    if (!M->master_sharded || keep_whole) return;
+    // Give the pages outside [mlo, mhi) back to the OS (the block is a private anonymous mapping: touched again
+    // they read as zeros). Only whole pages strictly inside each range are released.
+    long pg = sysconf(_SC_PAGESIZE);
+    uintptr_t base = (uintptr_t)M->master, lo = (uintptr_t)(M->master + M->mlo), hi = (uintptr_t)(M->master + M->mhi),
+              end = (uintptr_t)(M->master + M->pt.total);
+    uintptr_t r[2][2] = {{base, lo}, {hi, end}};
+    for (int i = 0; i < 2; i++) {
+        uintptr_t a = (r[i][0] + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1), b = r[i][1] & ~((uintptr_t)pg - 1);
+        if (b > a && madvise((void *)a, b - a, MADV_DONTNEED) != 0)
+            lg_warn("madvise(MADV_DONTNEED) on the host master copy failed: %s (host memory stays in use)", strerror(errno));
+    }
 }
 
 void lg_model_zero_grad(lg_model *M) { M->ops->zero(M->grad, (size_t)(M->ghi - M->glo) * sizeof(float)); }

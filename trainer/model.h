@@ -102,6 +102,9 @@ void lg_model_master_from_host(lg_model *M);
 // dmaster -> host master (before export / save). Collective when the master is sharded: on return rank 0
 // holds the whole master, the other ranks their shard.
 void lg_model_master_to_host(lg_model *M);
+// Sharded master, keep_whole == 0: release the host copy's pages outside this rank's shard (only rank 0 needs the
+// whole copy, to write checkpoints and exports). Call after the master is on the device.
+void lg_model_trim_host_master(lg_model *M, int keep_whole);
 // Pointers at flat index i of the master and gradient buffers (i must be inside [mlo, mhi) / [glo, ghi)).
 float *lg_model_master_at(const lg_model *M, int64_t i);
 float *lg_model_grad_at(const lg_model *M, int64_t i);

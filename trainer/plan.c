@@ -45,7 +45,7 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
         p->grads = 4 * P;
     }
     p->optim = 8 * (c->zero_stage >= 1 ? shard : P);
-    p->host_master = 4 * P;
+    p->host_master = 4 * P;  // rank 0's copy (checkpoints, exports); other ranks keep their shard after init
 
     int64_t kept = 0, katt = 0;
     double acts = (double)lg_model_buffer_bytes(c, cuda ? 2 : 4, c->micro_batch, c->seq_len, &kept, &katt);
@@ -119,7 +119,8 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
         char hm[32], ha[32];
         lg_format_bytes(p->host_master, hm, sizeof hm);
         lg_format_bytes(p->host_acts, ha, sizeof ha);
-        fprintf(f, "host memory per rank: %s fp32 master copy (checkpoint and export I/O)", hm);
+        fprintf(f, "host memory per rank: %s fp32 master copy (checkpoint and export I/O; with a sharded master, "
+                   "ranks other than 0 keep only their shard after init)", hm);
         if (p->host_acts > 0) fprintf(f, " + %s page-locked layer inputs (memory.offload_activations)", ha);
         fprintf(f, "\n");
     }

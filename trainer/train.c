@@ -293,6 +293,7 @@ int lg_train(const lg_config *c, lg_dist *d) {
         lg_model_master_from_host(&M);
     }
     lg_model_sync_weights(&M);
+    lg_model_trim_host_master(&M, rank == 0);  // sharded master: other ranks keep only their shard on the host
     lg_batch_source *data = lg_batch_open(c, c->data_train, rank, world);
     if (resume) lg_batch_set_cursor(data, st.data_epoch, st.data_pos);
 
