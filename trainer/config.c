@@ -72,7 +72,7 @@ static const key_def KEYS[] = {
     {"run", "eval_seqs", K_INT, OFF(eval_seqs), 0, 0, INF, 0, 0, 0, "64", 0, 0,
      "validation sequences per evaluation; 0 = all of data.val"},
     {"run", "deterministic", K_BOOL, OFF(deterministic), 0, 0, 0, 0, 0, 0, "false", 0, 0,
-     "bitwise-reproducible reductions (slower on cuda)"},
+     "bitwise-reproducible gradients (cuda: native attention kernels, no cuDNN; slower)"},
     {"run", "threads", K_INT, OFF(threads), 0, 0, INF, 0, 0, 0, "0", 0, 0, "OpenMP threads (cpu); 0 = all cores"},
     // [model]
     {"model", "vocab_size", K_INT, OFF(model.vocab_size), 0, 2, INF, F_REQ_RANDOM, 0, 0, 0, 0, "vocab_size",
@@ -134,7 +134,8 @@ static const key_def KEYS[] = {
     {"layout", "vert_stride", K_INT, OFF(layout.vert_stride), 0, 1, INF, 0, 0, 0, "64", 0, 0,
      "block_sparse: every vert_stride-th block kept"},
     {"layout", "attention_backend", K_CHOICE, OFF(layout.attention_backend), SZ(layout.attention_backend), 0, 0, 0,
-     "auto|cudnn|native", 0, "auto", 0, 0, "cuda attention for full layers"},
+     "auto|cudnn|native", 0, "auto", 0, 0,
+     "cuda attention: auto = cuDNN for full and sink_window layers, native for block_sparse"},
     // [data]
     {"data", "train", K_STR, OFF(data_train), SZ(data_train), 0, 0, F_REQ, 0, 0, 0, 0, 0,
      "training shards (dir or glob), or synthetic"},
