@@ -7,7 +7,10 @@
 // FLOP count (the FlashAttention convention, on the kept (query, key) pairs of lg_attn_pairs, summed over
 // query heads): forward 4*D*pairs (QK^T and PV), backward 10*D*pairs (2.5x: QK^T, dO V^T, dV, dK, dQ),
 // forward+backward 14*D*pairs. Recomputation is not counted.
-// Usage: bench_attention [native] [cudnn] [full] [sw] [bs] [gqa=all|32k|none] [maxnativefull=N] [S ...]
+// Usage: bench_attention [native] [cudnn] [full] [sw] [bs] [gqa=all|32k|none] [maxnativefull=N] [sink=N]
+//                        [window=N] [S ...]
+//   sink=/window= change the timed sink_window mask (default 64/2048); sink=0 times the cuDNN path's window graph
+//   alone, so the difference to sink=64 is the cost of the sink graph and the log-sum-exp merges.
 //   backends and kinds default to all (cudnn skips bs); gqa=32k (default) runs 64/8 at S=32768 only;
 //   maxnativefull=N skips native FULL above S=N for 64/8 (it takes seconds per call). Default S: 8192 32768 131072.
 // Timing: CUDA events, one warm-up (it also builds cuDNN's plans), median of 11 reps (5 at 128K, 2 for FULL at 128K).
@@ -253,6 +256,7 @@ int main(int argc, char **argv) {
     printf("bench_attention on %s (%d SMs), cuDNN %d.%d.%d loaded\n", prop.name, prop.multiProcessorCount,
            ver / 10000, ver / 100 % 100, ver % 100);
     int use[2] = {0, 0}, kinds[3] = {0, 0, 0}, sizes[8], ns = 0, gqa = 1, maxnativefull = 1 << 30;
+    int sink = 64, window = 2048;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "native")) use[NATIVE] = 1;
         else if (!strcmp(argv[i], "cudnn")) use[CUDNN] = 1;
@@ -263,6 +267,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "gqa=32k")) gqa = 1;
         else if (!strcmp(argv[i], "gqa=none")) gqa = 0;
         else if (!strncmp(argv[i], "maxnativefull=", 14)) maxnativefull = atoi(argv[i] + 14);
+        else if (!strncmp(argv[i], "sink=", 5) && atoi(argv[i] + 5) >= 0) sink = atoi(argv[i] + 5);
+        else if (!strncmp(argv[i], "window=", 7) && atoi(argv[i] + 7) > 0) window = atoi(argv[i] + 7);
         else if (atoi(argv[i]) > 0 && ns < 8) sizes[ns++] = atoi(argv[i]);
         else {
             fprintf(stderr, "bench_attention: unknown argument '%s' (see the usage in bench/attention.cu)\n", argv[i]);
@@ -273,7 +279,7 @@ int main(int argc, char **argv) {
     if (!kinds[0] && !kinds[1] && !kinds[2]) kinds[0] = kinds[1] = kinds[2] = 1;
     if (!ns) sizes[0] = 8192, sizes[1] = 32768, sizes[2] = 131072, ns = 3;
     const lg_attn full = {LG_ATTN_FULL, 0, 0, 0, 0, 0};
-    const lg_attn sw = {LG_ATTN_SINK_WINDOW, 64, 2048, 0, 0, 0};
+    const lg_attn sw = {LG_ATTN_SINK_WINDOW, sink, window, 0, 0, 0};
     const lg_attn bs = {LG_ATTN_BLOCK_SPARSE, 0, 0, 64, 16, 64};
     const lg_attn sw_small = {LG_ATTN_SINK_WINDOW, 64, 256, 0, 0, 0};
     const lg_attn bs_small = {LG_ATTN_BLOCK_SPARSE, 0, 0, 64, 2, 4};
