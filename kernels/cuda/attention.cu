@@ -17,6 +17,8 @@
 // Backward (deterministic, no atomics): delta = rowsum(dO*O); dK/dV kernel per key tile loops over the query
 // heads of its GQA group and their query tiles in a fixed order; dQ kernel per query tile loops over its key
 // tiles. Both recompute P = exp(S*scale - lse).
+// v4 (opt-in, LG_ATTN_PIPE bits 8/16/32; section "v4"): the wgmma passes with 128 rows per CTA, two warpgroups
+// sharing each loaded tile, walking pair lists (the union of two tiles' lists with a per-half flag).
 #include "kernels/cuda/attention.h"
 
 #include <cuda_bf16.h>
@@ -1368,6 +1370,538 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
 #endif
 }
 
+// ------------------------------------------------------------------------------------------------------
+// v4 (opt-in, LG_ATTN_PIPE bits 8/16/32): 128 rows per CTA. Two warpgroups (256 threads) share every tile that
+// is loaded into shared memory: the forward and dQ CTAs own query tiles 2p and 2p+1 (warpgroup w: tile 2p+w)
+// and share each K/V tile; the dK/dV CTA owns key tiles 2p and 2p+1 and shares each Q/dO tile (and its lse and
+// delta). Why: a 64-row CTA reloads 32 KB of K/V from L2 per 2.1 MFLOP (D=128), which caps v3 near 310 TF/s
+// (4.7 TB/s of L2->SM traffic); 128 rows halve the bytes per FLOP.
+// Tile lists: the CTA walks the UNION of the lists of its two 64-row tiles (pair lists, built on the host
+// from the same per-tile lists), each entry tile*4 + flags, bit w set when tile 2p+w's list holds it. A
+// warpgroup skips the entries whose bit is clear (it still loads its share and meets the barrier), so each
+// warpgroup performs exactly the products, in exactly the order, of the 64-row kernel for its tile: the same
+// masking, the same deterministic summation order (bitwise reproducible), and no extra MMA work. 128-granular
+// lists (lg_attn_key_tiles with tile 128) would be simpler but cannot express block_sparse with block 64, and
+// would add MMAs on tiles one half never sees.
+// One CTA per SM (the accumulators need up to 255 registers x 256 threads), so loads run STAGES-1 tiles ahead
+// (no second CTA hides the L2 latency); the dK/dV pass gets lse*log2e and delta by cp.async too (v3 loaded them
+// synchronously inside the loop).
+#define WG2_THREADS 256
+#define WG2_STAGES 3
+
+// 64 x D tile into the 128-byte swizzle layout (as load_tile_sw) by NT threads, tid in [0, NT).
+template <int D, int NT>
+static __device__ __forceinline__ void load_tile_swt(bf16 *sm, const bf16 *g, int64_t ld, int row0, int S, int tid) {
+    constexpr int CPR = D / 8;
+    constexpr int ITERS = TILE * CPR / NT;
+#pragma unroll
+    for (int it = 0; it < ITERS; it++) {
+        int c = it * NT + tid;
+        int r = c / CPR, ch = c % CPR;
+        int valid = row0 + r < S;
+        const bf16 *src = valid ? g + (int64_t)(row0 + r) * ld + ch * 8 : g;
+        cp_async16((unsigned char *)sm + (ch >> 3) * 8192 + r * 128 + (((ch & 7) ^ (r & 7)) << 4), src, valid);
+    }
+}
+#ifdef LG_HAVE_WGMMA_CODE
+// 4-byte async copy global -> shared; valid == 0 writes 0.0f
+static __device__ __forceinline__ void cp_async4(void *smem, const void *gmem, int valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(valid ? 4 : 0)
+                 : "memory");
+}
+#endif
+// wait until at most N of this thread's committed groups are pending
+template <int N>
+static __device__ __forceinline__ void cp_async_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// delta (B,H,S) = rowsum(dO * O) as attn_delta_kernel, plus lse2 (B,H,S) = lse * log2 e for the v4 dK/dV pass
+// (same float product as v3 computes in its loop, so P is bit-identical).
+template <int D>
+__global__ void attn_delta_lse_kernel(float *__restrict__ delta, float *__restrict__ lse2, const bf16 *__restrict__ dout,
+                                      const bf16 *__restrict__ out, const float *__restrict__ lse, int64_t rows, int S,
+                                      int H) {
+    int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int lane = threadIdx.x & 31;
+    if (row >= rows) return;
+    constexpr int PER = D / 32;
+    const bf16 *o = out + row * D + lane * PER, *d = dout + row * D + lane * PER;
+    float sum = 0.f;
+#pragma unroll
+    for (int i = 0; i < PER; i += 2) {
+        float2 a = __bfloat1622float2(*(const __nv_bfloat162 *)(o + i));
+        float2 c = __bfloat1622float2(*(const __nv_bfloat162 *)(d + i));
+        sum += a.x * c.x + a.y * c.y;
+    }
+#pragma unroll
+    for (int w = 16; w > 0; w >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, w);
+    if (lane == 0) {
+        int64_t b = row / ((int64_t)S * H), s = (row / H) % S, h = row % H;
+        int64_t at = (b * H + h) * S + s;
+        delta[at] = sum;
+        lse2[at] = lse[at] * LOG2E;
+    }
+}
+
+// forward, wgmma, 128 queries per CTA. grid (query-tile pairs, H, B), pairs with late (long) rows first.
+// smem: Q[2] (one per warpgroup), K[ST], V[ST] (swizzled); O staged through K/V (padded rows) at the end.
+template <int D>
+__global__ void __launch_bounds__(WG2_THREADS, 1) attn_fwd_wg2_kernel(bf16 *__restrict__ out, float *__restrict__ lse,
+                                                                   const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+                                                                   const bf16 *__restrict__ v, int S, int H, int KVH,
+                                                                   float scale_log2, MaskP m,
+                                                                   const int32_t *__restrict__ off2,
+                                                                   const int32_t *__restrict__ tiles2, int npair) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8, ST = WG2_STAGES;
+    static_assert(2 * TILE * LDS <= 2 * ST * TB, "O staging must fit over K and V");
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sQ = (bf16 *)smem_wg, *sK = sQ + 2 * TB, *sV = sK + ST * TB;
+
+    const int p = npair - 1 - blockIdx.x;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int wg = threadIdx.x >> 7, tid = threadIdx.x & 127;
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = (2 * p + wg) * TILE;  // this warpgroup's query tile
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off2[lh * (npair + 1) + p], n = off2[lh * (npair + 1) + p + 1] - i0;
+    const int32_t *lst = tiles2 + i0;
+    const bf16 *myQ = sQ + wg * TB;
+
+    load_tile_swt<D, 128>((bf16 *)myQ, qg, ldq, q0, S, tid);
+#pragma unroll
+    for (int st = 0; st < ST - 1; st++) {  // group st: tile st (group 0 also holds Q)
+        if (st < n) {
+            const int kt = lst[st] >> 2;
+            load_tile_swt<D, WG2_THREADS>(sK + st * TB, kg, ldk, kt * TILE, S, threadIdx.x);
+            load_tile_swt<D, WG2_THREADS>(sV + st * TB, vg, ldk, kt * TILE, S, threadIdx.x);
+        }
+        cp_async_commit();
+    }
+
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+
+    for (int j = 0; j < n; j++) {
+        const int e = lst[j];
+        cp_async_wait<ST - 2>();  // groups 0..j complete: tile j landed (this thread's part)
+        fence_async_smem();
+        __syncthreads();  // ... for all threads; every MMA on tile j-1 (the buffer refilled next) has completed
+        if (j + ST - 1 < n) {
+            const int kt1 = lst[j + ST - 1] >> 2, nb = (j + ST - 1) % ST;
+            load_tile_swt<D, WG2_THREADS>(sK + nb * TB, kg, ldk, kt1 * TILE, S, threadIdx.x);
+            load_tile_swt<D, WG2_THREADS>(sV + nb * TB, vg, ldk, kt1 * TILE, S, threadIdx.x);
+        }
+        cp_async_commit();  // always one group per iteration (possibly empty): the wait count stays exact
+        if (!((e >> wg) & 1)) continue;  // this warpgroup's tile does not see key tile e>>2
+        const bf16 *cK = sK + (j % ST) * TB, *cV = sV + (j % ST) * TB;
+        const int k0 = (e >> 2) * TILE;
+
+        float s[32];
+#pragma unroll
+        for (int i = 0; i < 32; i++) s[i] = 0.f;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myQ, kk), desc_kmaj(cK, kk), kk > 0);
+        wg_commit();
+        wg_wait0();
+        reg_fence<32>(s);
+
+        const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+        for (int i = 0; i < 8; i++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                float x = s[4 * i + c] * scale_log2;
+                if (need) {
+                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
+                }
+                s[4 * i + c] = x;
+            }
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = mrow[r];
+#pragma unroll
+            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
+            const float corr = exp2f(mrow[r] - base);
+            mrow[r] = mx;
+            float sum = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
+                s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
+                sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
+            }
+            lrow[r] = lrow[r] * corr + sum;
+#pragma unroll
+            for (int i = 0; i < D / 8; i++) {
+                acc[4 * i + 2 * r] *= corr;
+                acc[4 * i + 2 * r + 1] *= corr;
+            }
+        }
+        uint32_t pa[4][4];
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
+        wg_commit();
+        wg_wait0();
+        reg_fence<D / 2>(acc);
+    }
+    cp_async_wait_all();  // the trailing (empty or, for n == 0, Q) groups
+
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = lrow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[r] = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + warp * 16 + g + r * 8;
+        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
+    }
+    __syncthreads();  // every MMA of both warpgroups is done with K/V: stage O (padded rows) over them
+    bf16 *st = sK + (wg * TILE + warp * 16) * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
+        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
+    }
+    __syncwarp();
+    bf16 *og = out + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
+    }
+#endif
+}
+
+// dK, dV, wgmma, 128 keys per CTA (deterministic). grid (key-tile pairs, KVH, B). A pair is two key tiles
+// whose query lists overlap (kpair, see build_pairs: not always adjacent tiles; longest lists first).
+// Steps: (query head of the group) x (entry of the pair's union list of query tiles); warpgroup w walks the
+// steps whose bit w is set: exactly v3's list for its key tile, in v3's order.
+// smem: K[2], V[2] (one per warpgroup), Q[ST], dO[ST] (swizzled), lse2[ST][64], delta[ST][64];
+// dK/dV staged through Q / dO (padded rows) at the end.
+template <int D, bool PIPE>
+__global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
+    bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
+    const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse2,
+    const float *__restrict__ delta, int S, int H, int KVH, float scale, float scale_log2, MaskP m,
+    const int32_t *__restrict__ toff2, const int32_t *__restrict__ tq2, const int32_t *__restrict__ kpair,
+    int npair) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8, ST = WG2_STAGES;
+    static_assert(2 * TILE * LDS <= ST * TB, "dK/dV staging must fit over the Q / dO stages");
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sK = (bf16 *)smem_wg, *sV = sK + 2 * TB, *sQ = sV + 2 * TB, *sO = sQ + ST * TB;
+    float *sL = (float *)(sO + ST * TB);  // [ST][64] lse * log2 e
+    float *sD = sL + ST * TILE;           // [ST][64] delta
+
+    const int p = blockIdx.x;
+    const int kvh = blockIdx.y, b = blockIdx.z;
+    const int G = H / KVH;
+    const int wg = threadIdx.x >> 7, tid = threadIdx.x & 127;
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    // this warpgroup's key tile (nqt when the pair has one tile only: rows >= S, zero-filled, never stored)
+    const int k0 = kpair[((int64_t)lh * npair + p) * 2 + wg] * TILE;
+    const int i0 = toff2[lh * (npair + 1) + p], nq = toff2[lh * (npair + 1) + p + 1] - i0;
+    const int32_t *lst = tq2 + i0;
+    const int n = nq * G;
+    const bf16 *myK = sK + wg * TB, *myV = sV + wg * TB;
+
+    // step i -> query head kvh*G + i/nq, query tile lst[i%nq] >> 2; every thread loads its share
+#define DKDV2_PREFETCH(i, buf)                                                                               \
+    do {                                                                                                     \
+        int hq_ = kvh * G + (i) / nq, qt_ = lst[(i) % nq] >> 2;                                              \
+        const bf16 *qg_ = q + ((int64_t)b * S * H + hq_) * D;                                                \
+        const bf16 *og_ = dout + ((int64_t)b * S * H + hq_) * D;                                             \
+        load_tile_swt<D, WG2_THREADS>(sQ + (buf) * TB, qg_, ldq, qt_ * TILE, S, threadIdx.x);                \
+        load_tile_swt<D, WG2_THREADS>(sO + (buf) * TB, og_, ldq, qt_ * TILE, S, threadIdx.x);                \
+        if (threadIdx.x < 2 * TILE) {                                                                        \
+            int t_ = threadIdx.x & (TILE - 1), row_ = qt_ * TILE + t_;                                       \
+            const float *src_ = threadIdx.x < TILE ? lse2 : delta;                                           \
+            float *dst_ = (threadIdx.x < TILE ? sL : sD) + (buf) * TILE + t_;                                \
+            cp_async4(dst_, row_ < S ? src_ + ((int64_t)b * H + hq_) * S + row_ : src_, row_ < S);           \
+        }                                                                                                    \
+    } while (0)
+
+    load_tile_swt<D, 128>((bf16 *)myK, kg, ldk, k0, S, tid);
+    load_tile_swt<D, 128>((bf16 *)myV, vg, ldk, k0, S, tid);
+#pragma unroll
+    for (int st = 0; st < ST - 1; st++) {  // group st: step st (group 0 also holds K and V)
+        if (st < n) DKDV2_PREFETCH(st, st);
+        cp_async_commit();
+    }
+
+    float dka[D / 2], dva[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) dka[i] = dva[i] = 0.f;
+
+    for (int i = 0; i < n; i++) {
+        const int e = lst[i % nq];
+        cp_async_wait<ST - 2>();
+        fence_async_smem();
+        __syncthreads();  // step i landed for all; every MMA of step i-1 (the stage refilled next) has completed
+        if (i + ST - 1 < n) DKDV2_PREFETCH(i + ST - 1, (i + ST - 1) % ST);
+        cp_async_commit();
+        if (!((e >> wg) & 1)) continue;  // this warpgroup's key tile is not seen by query tile e>>2
+        const int buf = i % ST;
+        const bf16 *cQ = sQ + buf * TB, *cO = sO + buf * TB;
+        const float *cL = sL + buf * TILE, *cD = sD + buf * TILE;
+        const int q0 = (e >> 2) * TILE;
+
+        // S^T = K Q^T, dP^T = V dO^T (64 keys x 64 queries each)
+        float s[32], dp[32];
+#pragma unroll
+        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myK, kk), desc_kmaj(cQ, kk), kk > 0);
+        if (PIPE) wg_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(myV, kk), desc_kmaj(cO, kk), kk > 0);
+        wg_commit();
+        const bool need = tile_needs_mask(m, q0, k0, S);
+        uint32_t pa[4][4], da[4][4];
+        if (PIPE) {
+            // P^T while dP^T is still on the tensor cores; dV's product runs while dS^T is formed
+            wg_wait1();
+            reg_fence<32>(s);
+#pragma unroll
+            for (int x = 0; x < 8; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qi = x * 8 + t4 * 2 + (c & 1);
+                    float pv = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    if (need) {
+                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
+                    }
+                    s[4 * x + c] = pv;
+                }
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
+            wg_fence();
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
+            wg_commit();
+            wg_wait1();
+            reg_fence<32>(dp);
+#pragma unroll
+            for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - cD[(x >> 2) * 8 + t4 * 2 + (x & 1)]);
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
+            wg_fence();
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
+            wg_commit();
+            wg_wait0();
+            reg_fence<D / 2>(dka);
+            reg_fence<D / 2>(dva);
+            continue;
+        }
+        wg_wait0();
+        reg_fence<32>(s);
+        reg_fence<32>(dp);
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+#pragma unroll
+            for (int x = 2 * kc; x < 2 * kc + 2; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qi = x * 8 + t4 * 2 + (c & 1);
+                    float pv = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    if (need) {
+                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
+                    }
+                    s[4 * x + c] = pv;
+                    dp[4 * x + c] = pv * (dp[4 * x + c] - cD[qi]);
+                }
+            frag_a(pa[kc], s, kc);
+            frag_a(da[kc], dp, kc);
+        }
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
+        wg_commit();
+        wg_wait0();
+        reg_fence<D / 2>(dka);
+        reg_fence<D / 2>(dva);
+    }
+#undef DKDV2_PREFETCH
+    cp_async_wait_all();
+    __syncthreads();  // every MMA of both warpgroups is done: stage dK over the Q stages, dV over the dO stages
+    bf16 *stk = sQ + (wg * TILE + warp * 16) * LDS, *stv = sO + (wg * TILE + warp * 16) * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stk + g * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i] * scale, dka[4 * i + 1] * scale);
+        *(uint32_t *)(stk + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i + 2] * scale, dka[4 * i + 3] * scale);
+        *(uint32_t *)(stv + g * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i], dva[4 * i + 1]);
+        *(uint32_t *)(stv + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i + 2], dva[4 * i + 3]);
+    }
+    __syncwarp();
+    bf16 *dkg = dk + ((int64_t)b * S * KVH + kvh) * D, *dvg = dv + ((int64_t)b * S * KVH + kvh) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = k0 + warp * 16 + r;
+        if (row < S) {
+            *(uint4 *)(dkg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stk + r * LDS + ch * 8);
+            *(uint4 *)(dvg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stv + r * LDS + ch * 8);
+        }
+    }
+#endif
+}
+
+// dQ, wgmma, 128 queries per CTA. grid (query-tile pairs, H, B), walking the forward pair lists.
+// smem: Q[2], dO[2] (one per warpgroup), K[ST], V[ST] (swizzled); dQ staged through K/V at the end.
+template <int D, bool PIPE>
+__global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dq_wg2_kernel(
+    bf16 *__restrict__ dq, const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
+    const bf16 *__restrict__ dout, const float *__restrict__ lse, const float *__restrict__ delta, int S, int H,
+    int KVH, float scale, float scale_log2, MaskP m, const int32_t *__restrict__ off2,
+    const int32_t *__restrict__ tiles2, int npair) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8, ST = WG2_STAGES;
+    static_assert(2 * TILE * LDS <= 2 * ST * TB, "dQ staging must fit over K and V");
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sQ = (bf16 *)smem_wg, *sO = sQ + 2 * TB, *sK = sO + 2 * TB, *sV = sK + ST * TB;
+
+    const int p = npair - 1 - blockIdx.x;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int wg = threadIdx.x >> 7, tid = threadIdx.x & 127;
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = (2 * p + wg) * TILE;
+    const int64_t ldq = (int64_t)H * D, ldk = (int64_t)KVH * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const bf16 *og = dout + ((int64_t)b * S * H + h) * D;
+    const bf16 *kg = k + ((int64_t)b * S * KVH + kvh) * D;
+    const bf16 *vg = v + ((int64_t)b * S * KVH + kvh) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off2[lh * (npair + 1) + p], n = off2[lh * (npair + 1) + p + 1] - i0;
+    const int32_t *lst = tiles2 + i0;
+    const bf16 *myQ = sQ + wg * TB, *myO = sO + wg * TB;
+
+    load_tile_swt<D, 128>((bf16 *)myQ, qg, ldq, q0, S, tid);
+    load_tile_swt<D, 128>((bf16 *)myO, og, ldq, q0, S, tid);
+#pragma unroll
+    for (int st = 0; st < ST - 1; st++) {
+        if (st < n) {
+            const int kt = lst[st] >> 2;
+            load_tile_swt<D, WG2_THREADS>(sK + st * TB, kg, ldk, kt * TILE, S, threadIdx.x);
+            load_tile_swt<D, WG2_THREADS>(sV + st * TB, vg, ldk, kt * TILE, S, threadIdx.x);
+        }
+        cp_async_commit();
+    }
+    float lr[2], dl[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        int row = q0 + warp * 16 + g + r * 8;
+        int64_t at = ((int64_t)b * H + h) * S + row;
+        lr[r] = row < S ? lse[at] * LOG2E : 0.f;
+        dl[r] = row < S ? delta[at] : 0.f;
+    }
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+
+    for (int j = 0; j < n; j++) {
+        const int e = lst[j];
+        cp_async_wait<ST - 2>();
+        fence_async_smem();
+        __syncthreads();
+        if (j + ST - 1 < n) {
+            const int kt1 = lst[j + ST - 1] >> 2, nb = (j + ST - 1) % ST;
+            load_tile_swt<D, WG2_THREADS>(sK + nb * TB, kg, ldk, kt1 * TILE, S, threadIdx.x);
+            load_tile_swt<D, WG2_THREADS>(sV + nb * TB, vg, ldk, kt1 * TILE, S, threadIdx.x);
+        }
+        cp_async_commit();
+        if (!((e >> wg) & 1)) continue;
+        const bf16 *cK = sK + (j % ST) * TB, *cV = sV + (j % ST) * TB;
+        const int k0 = (e >> 2) * TILE;
+
+        float s[32], dp[32];
+#pragma unroll
+        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myQ, kk), desc_kmaj(cK, kk), kk > 0);
+        if (PIPE) wg_commit();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(myO, kk), desc_kmaj(cV, kk), kk > 0);
+        wg_commit();
+        if (PIPE) wg_wait1();  // P while dP is still on the tensor cores
+        else wg_wait0();
+        reg_fence<32>(s);
+
+        const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                float pv = exp2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
+                if (need) {
+                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
+                }
+                s[4 * x + c] = pv;
+            }
+        if (PIPE) wg_wait0();
+        reg_fence<32>(dp);
+#pragma unroll
+        for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
+        uint32_t da[4][4];
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
+        wg_commit();
+        wg_wait0();
+        reg_fence<D / 2>(acc);
+    }
+    cp_async_wait_all();
+    __syncthreads();  // stage dQ over K/V
+    bf16 *st = sK + (wg * TILE + warp * 16) * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * scale, acc[4 * i + 1] * scale);
+        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * scale, acc[4 * i + 3] * scale);
+    }
+    __syncwarp();
+    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
+    }
+#endif
+}
+
 // Writes 1 when this binary holds sm_90a code for the running device (the wgmma kernels are real).
 __global__ void attn_wgmma_probe_kernel(int *out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -1387,6 +1921,12 @@ typedef struct {
     int nh, nqt;            // list heads, tiles
     int32_t *off, *tiles;   // device: fwd CSR, (nh, nqt+1) offsets into tiles
     int32_t *toff, *tq;     // device: transposed CSR, (nh, nqt+1) offsets into tq
+    // v4 pair lists (built on first use): per (list head, tile pair p = tiles 2p, 2p+1) the union of the two
+    // tiles' lists, ascending, each entry tile*4 + (bit w: tile 2p+w's list holds it); (nh, np+1) offsets.
+    int np;                 // pairs, (nqt + 1) / 2; 0 until built
+    int32_t *off2, *tiles2; // device: forward pair lists (key tiles of query pairs)
+    int32_t *toff2, *tq2;   // device: transposed pair lists (query tiles of key pairs)
+    int32_t *kpair;         // device: (nh, np, 2) the key tiles of each key pair (nqt: none), see build_pairs
     unsigned long long last_use;
 } TileLists;
 
@@ -1417,22 +1957,24 @@ static void free_lists(TileLists *t) {
     cudaCheck(cudaFree(t->tiles));
     cudaCheck(cudaFree(t->toff));
     cudaCheck(cudaFree(t->tq));
+    if (t->np) {
+        cudaCheck(cudaFree(t->off2));
+        cudaCheck(cudaFree(t->tiles2));
+        cudaCheck(cudaFree(t->toff2));
+        cudaCheck(cudaFree(t->tq2));
+        cudaCheck(cudaFree(t->kpair));
+    }
     memset(t, 0, sizeof(*t));
 }
 
-static const TileLists *get_lists(const lg_attn *mask, int KVH, int S) {
-    int kvh = mask->kind == LG_ATTN_BLOCK_SPARSE ? KVH : 0;
-    TileLists *slot = &g_lists[0];
-    for (int i = 0; i < LIST_CACHE; i++) {
-        TileLists *t = &g_lists[i];
-        if (t->valid && t->S == S && t->kvh == kvh && same_mask(&t->mask, mask)) {
-            t->last_use = ++g_use_clock;
-            return t;
-        }
-        if (!t->valid || (slot->valid && t->last_use < slot->last_use)) slot = t;
-    }
-    free_lists(slot);
-    const int nh = kvh ? KVH : 1, nqt = (S + TILE - 1) / TILE;
+// Host CSR lists from the one mask definition: fwd (per list head and query tile, key tiles ascending) and
+// transposed (per list head and key tile, query tiles ascending). Caller frees the four arrays.
+typedef struct {
+    int32_t *off, *tiles, *toff, *tq;
+    int64_t total;
+} HostLists;
+
+static void host_lists(HostLists *hl, const lg_attn *mask, int KVH, int S, int nh, int nqt) {
     const int64_t nrow = (int64_t)nh * (nqt + 1);
     int32_t *off = (int32_t *)host_alloc(sizeof(int32_t) * nrow);
     int32_t *toff = (int32_t *)host_alloc(sizeof(int32_t) * nrow);
@@ -1473,28 +2015,162 @@ static const TileLists *get_lists(const lg_attn *mask, int KVH, int S) {
             int c = lg_attn_key_tiles(mask, KVH, h, TILE, S, qt, tiles + o);
             for (int i = 0; i < c; i++) tq[fill[(int64_t)h * (nqt + 1) + tiles[o + i]]++] = qt;
         }
-    size_t nb = sizeof(int32_t) * (size_t)(total ? total : 1), ob = sizeof(int32_t) * (size_t)nrow;
-    cudaCheck(cudaMalloc((void **)&slot->off, ob));
-    cudaCheck(cudaMalloc((void **)&slot->toff, ob));
-    cudaCheck(cudaMalloc((void **)&slot->tiles, nb));
-    cudaCheck(cudaMalloc((void **)&slot->tq, nb));
-    cudaCheck(cudaMemcpy(slot->off, off, ob, cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(slot->toff, toff, ob, cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(slot->tiles, tiles, nb, cudaMemcpyHostToDevice));
-    cudaCheck(cudaMemcpy(slot->tq, tq, nb, cudaMemcpyHostToDevice));
-    free(off);
-    free(toff);
     free(buf);
-    free(tiles);
-    free(tq);
     free(fill);
+    hl->off = off, hl->tiles = tiles, hl->toff = toff, hl->tq = tq, hl->total = total;
+}
+
+static void free_host_lists(HostLists *hl) {
+    free(hl->off);
+    free(hl->tiles);
+    free(hl->toff);
+    free(hl->tq);
+}
+
+// Pair lists from CSR lists (off: (nh, nqt+1) offsets into lst): for pair p of head h, the ascending union of
+// the lists of rows sel[(h*np + p)*2 + w] (w = 0, 1; a row >= nqt is absent), entries value*4 + (bit w: row w's
+// list holds it). Writes off2 (nh, np+1) and lst2 (capacity: the entries of lst, an upper bound of the unions);
+// returns the entries written.
+static int64_t pair_lists(const int32_t *off, const int32_t *lst, int nh, int nqt, int np, const int32_t *sel,
+                          int32_t *off2, int32_t *lst2) {
+    int64_t o = 0;
+    for (int h = 0; h < nh; h++) {
+        for (int p = 0; p < np; p++) {
+            off2[(int64_t)h * (np + 1) + p] = (int32_t)o;
+            const int32_t ra = sel[((int64_t)h * np + p) * 2], rb = sel[((int64_t)h * np + p) * 2 + 1];
+            const int64_t base = (int64_t)h * (nqt + 1);
+            int64_t a = ra < nqt ? off[base + ra] : 0, ae = ra < nqt ? off[base + ra + 1] : 0;
+            int64_t bb = rb < nqt ? off[base + rb] : 0, be = rb < nqt ? off[base + rb + 1] : 0;
+            while (a < ae || bb < be) {
+                if (bb >= be || (a < ae && lst[a] < lst[bb])) lst2[o++] = lst[a++] * 4 + 1;
+                else if (a >= ae || lst[bb] < lst[a]) lst2[o++] = lst[bb++] * 4 + 2;
+                else lst2[o++] = lst[a++] * 4 + 3, bb++;
+            }
+        }
+        off2[(int64_t)h * (np + 1) + np] = (int32_t)o;
+    }
+    return o;
+}
+
+// Key tiles of one head ordered by the length of their query-tile list, longest first (ties: ascending tile).
+// Pairing neighbours of this order pairs tiles whose lists overlap: for FULL and SINK_WINDOW adjacent tiles;
+// for BLOCK_SPARSE the strided ("vertical") key tiles with each other (kt, kt+stride: nearly the same long
+// list) and the local ones with each other, where adjacent tiles would pair a strided tile with a local one and
+// leave one warpgroup idle for most of the strided tile's steps. Longest first also serves the grid's order.
+static const int32_t *g_sort_len;  // qsort has no context argument
+static int cmp_len_desc(const void *x, const void *y) {
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    if (g_sort_len[a] != g_sort_len[b]) return g_sort_len[a] > g_sort_len[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+// The v4 pair lists on the host (build_pairs uploads them).
+typedef struct {
+    int32_t *off2, *l2, *toff2, *tl2, *ksel;  // (nh, np+1), entries, (nh, np+1), entries, (nh, np, 2)
+    int64_t n2, tn2;                          // entries in l2, tl2
+} HostPairs;
+
+static void host_pairs(HostPairs *hp, const HostLists *hl, int nh, int nqt) {
+    const int np = (nqt + 1) / 2;
+    const int64_t nrow2 = (int64_t)nh * (np + 1), nsel = (int64_t)nh * np * 2;
+    hp->off2 = (int32_t *)host_alloc(sizeof(int32_t) * nrow2);
+    hp->toff2 = (int32_t *)host_alloc(sizeof(int32_t) * nrow2);
+    hp->l2 = (int32_t *)host_alloc(sizeof(int32_t) * (hl->total ? hl->total : 1));
+    hp->tl2 = (int32_t *)host_alloc(sizeof(int32_t) * (hl->total ? hl->total : 1));
+    hp->ksel = (int32_t *)host_alloc(sizeof(int32_t) * nsel);  // key pairs: neighbours in length order
+    int32_t *qsel = (int32_t *)host_alloc(sizeof(int32_t) * nsel);  // query pairs: tiles 2p, 2p+1
+    int32_t *len = (int32_t *)host_alloc(sizeof(int32_t) * (nqt + 1));
+    int32_t *order = (int32_t *)host_alloc(sizeof(int32_t) * (nqt + 1));
+    for (int h = 0; h < nh; h++) {
+        for (int p = 0; p < np; p++) {
+            qsel[((int64_t)h * np + p) * 2] = 2 * p;
+            qsel[((int64_t)h * np + p) * 2 + 1] = 2 * p + 1;  // == nqt (absent) for the last pair of an odd count
+        }
+        for (int kt = 0; kt < nqt; kt++) {
+            len[kt] = hl->toff[(int64_t)h * (nqt + 1) + kt + 1] - hl->toff[(int64_t)h * (nqt + 1) + kt];
+            order[kt] = kt;
+        }
+        g_sort_len = len;
+        qsort(order, (size_t)nqt, sizeof(int32_t), cmp_len_desc);
+        for (int p = 0; p < np; p++) {
+            hp->ksel[((int64_t)h * np + p) * 2] = order[2 * p];
+            hp->ksel[((int64_t)h * np + p) * 2 + 1] = 2 * p + 1 < nqt ? order[2 * p + 1] : nqt;
+        }
+    }
+    hp->n2 = pair_lists(hl->off, hl->tiles, nh, nqt, np, qsel, hp->off2, hp->l2);
+    hp->tn2 = pair_lists(hl->toff, hl->tq, nh, nqt, np, hp->ksel, hp->toff2, hp->tl2);  // toff[h][nqt] ends head h
+    free(qsel);
+    free(len);
+    free(order);
+}
+
+static void free_host_pairs(HostPairs *hp) {
+    free(hp->off2);
+    free(hp->l2);
+    free(hp->toff2);
+    free(hp->tl2);
+    free(hp->ksel);
+}
+
+static int32_t *upload_i32(const int32_t *h, int64_t n) {
+    int32_t *d = NULL;
+    size_t bytes = sizeof(int32_t) * (size_t)(n > 0 ? n : 1);
+    cudaCheck(cudaMalloc((void **)&d, bytes));
+    if (n > 0) cudaCheck(cudaMemcpy(d, h, sizeof(int32_t) * (size_t)n, cudaMemcpyHostToDevice));
+    return d;
+}
+
+static void build_pairs(TileLists *t, const HostLists *hl) {
+    const int np = (t->nqt + 1) / 2;
+    const int64_t nrow2 = (int64_t)t->nh * (np + 1), nsel = (int64_t)t->nh * np * 2;
+    HostPairs hp;
+    host_pairs(&hp, hl, t->nh, t->nqt);
+    t->off2 = upload_i32(hp.off2, nrow2);
+    t->tiles2 = upload_i32(hp.l2, hp.n2);
+    t->toff2 = upload_i32(hp.toff2, nrow2);
+    t->tq2 = upload_i32(hp.tl2, hp.tn2);
+    t->kpair = upload_i32(hp.ksel, nsel);
+    t->np = np;
+    free_host_pairs(&hp);
+}
+
+// want_pairs: the v4 kernels run, which walk the pair lists (built once per cached mask).
+static const TileLists *get_lists(const lg_attn *mask, int KVH, int S, int want_pairs) {
+    int kvh = mask->kind == LG_ATTN_BLOCK_SPARSE ? KVH : 0;
+    TileLists *slot = &g_lists[0];
+    for (int i = 0; i < LIST_CACHE; i++) {
+        TileLists *t = &g_lists[i];
+        if (t->valid && t->S == S && t->kvh == kvh && same_mask(&t->mask, mask)) {
+            t->last_use = ++g_use_clock;
+            if (want_pairs && !t->np) {
+                HostLists hl;
+                host_lists(&hl, mask, KVH, S, t->nh, t->nqt);
+                build_pairs(t, &hl);
+                free_host_lists(&hl);
+            }
+            return t;
+        }
+        if (!t->valid || (slot->valid && t->last_use < slot->last_use)) slot = t;
+    }
+    free_lists(slot);
+    const int nh = kvh ? KVH : 1, nqt = (S + TILE - 1) / TILE;
+    const int64_t nrow = (int64_t)nh * (nqt + 1);
+    HostLists hl;
+    host_lists(&hl, mask, KVH, S, nh, nqt);
+    slot->off = upload_i32(hl.off, nrow);
+    slot->toff = upload_i32(hl.toff, nrow);
+    slot->tiles = upload_i32(hl.tiles, hl.total);
+    slot->tq = upload_i32(hl.tq, hl.total);
     slot->valid = 1;
     slot->mask = *mask;
     slot->kvh = kvh;
     slot->S = S;
     slot->nh = nh;
     slot->nqt = nqt;
+    slot->np = 0;
     slot->last_use = ++g_use_clock;
+    if (want_pairs) build_pairs(slot, &hl);
+    free_host_lists(&hl);
     return slot;
 }
 
@@ -1538,6 +2214,12 @@ static size_t smem_fwd_wg(int D) { return (size_t)5 * TILE * D * sizeof(bf16); }
 static size_t smem_fwd_wgp(int D) { return (size_t)6 * TILE * D * sizeof(bf16); }
 static size_t smem_dq_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16); }
 static size_t smem_dkdv_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16) + 4 * TILE * sizeof(float); }
+// v4 (128 rows per CTA): one CTA per SM; at D=128: fwd 128 KB, dK/dV 161.5 KB, dQ 160 KB (of 227 KB).
+static size_t smem_fwd_wg2(int D) { return (size_t)(2 + 2 * WG2_STAGES) * TILE * D * sizeof(bf16); }
+static size_t smem_dq_wg2(int D) { return (size_t)(4 + 2 * WG2_STAGES) * TILE * D * sizeof(bf16); }
+static size_t smem_dkdv_wg2(int D) {
+    return (size_t)(4 + 2 * WG2_STAGES) * TILE * D * sizeof(bf16) + (size_t)2 * WG2_STAGES * TILE * sizeof(float);
+}
 static size_t smem_fwd(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
 static size_t smem_dq(int D) { return (size_t)4 * TILE * (D + 8) * sizeof(bf16); }
 static size_t smem_dkdv(int D, bool atomic) {
@@ -1580,6 +2262,16 @@ static void set_smem_limits(void) {
     raise_smem(attn_bwd_dq_wg_kernel<128, true>, smem_dq_wg(128));
     raise_smem(attn_bwd_dkdv_wg_kernel<64, true>, smem_dkdv_wg(64));
     raise_smem(attn_bwd_dkdv_wg_kernel<128, true>, smem_dkdv_wg(128));
+    raise_smem(attn_fwd_wg2_kernel<64>, smem_fwd_wg2(64));
+    raise_smem(attn_fwd_wg2_kernel<128>, smem_fwd_wg2(128));
+    raise_smem(attn_bwd_dkdv_wg2_kernel<64, false>, smem_dkdv_wg2(64));
+    raise_smem(attn_bwd_dkdv_wg2_kernel<64, true>, smem_dkdv_wg2(64));
+    raise_smem(attn_bwd_dkdv_wg2_kernel<128, false>, smem_dkdv_wg2(128));
+    raise_smem(attn_bwd_dkdv_wg2_kernel<128, true>, smem_dkdv_wg2(128));
+    raise_smem(attn_bwd_dq_wg2_kernel<64, false>, smem_dq_wg2(64));
+    raise_smem(attn_bwd_dq_wg2_kernel<64, true>, smem_dq_wg2(64));
+    raise_smem(attn_bwd_dq_wg2_kernel<128, false>, smem_dq_wg2(128));
+    raise_smem(attn_bwd_dq_wg2_kernel<128, true>, smem_dq_wg2(128));
     done = 1;
 }
 
@@ -1609,16 +2301,20 @@ static int wgmma_available(void) {
 
 // wgmma variants (bit flags): 1 pipelined forward, 2 pipelined dK/dV, 4 pipelined dQ. Default 6: on the H100
 // the pipelined forward measured 8-10% slower, the pipelined backward 1-2% faster (bench/results/attention.md).
-// LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant() override it.
+// v4, opt-in until measured: 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128
+// queries per CTA (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 1 has
+// no 128-row form and is ignored while bit 8 is set). LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant()
+// override the default.
+#define PIPE_MASK 63
 static int g_pipe = -1;
 static int pipe_flags(void) {
     if (g_pipe < 0) {
         const char *e = getenv("LG_ATTN_PIPE");
-        g_pipe = e ? atoi(e) & 7 : 6;
+        g_pipe = e ? atoi(e) & PIPE_MASK : 6;
     }
     return g_pipe;
 }
-extern "C" void lg_cuda_attention_set_variant(int flags) { g_pipe = flags < 0 ? -1 : flags & 7; }
+extern "C" void lg_cuda_attention_set_variant(int flags) { g_pipe = flags < 0 ? -1 : flags & PIPE_MASK; }
 
 extern "C" int lg_cuda_attention_impl(void) {
     int want = g_impl;
@@ -1656,11 +2352,25 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
                                       int H, int KVH, int D, const lg_attn *mask, cudaStream_t stream) {
     check_args("attention_fwd", B, S, H, KVH, D, mask);
     set_smem_limits();
-    const TileLists *L = get_lists(mask, KVH, S);
+    const int wg = lg_cuda_attention_impl();
+    const TileLists *L = get_lists(mask, KVH, S, wg && (pipe_flags() & 8));
     MaskP m = mask_params(mask, KVH);
-    if (lg_cuda_attention_impl()) {
+    if (wg) {
         const float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
         dim3 grid(L->nqt, H, B);
+        if (pipe_flags() & 8) {  // v4: 128 queries per CTA
+            dim3 grid2(L->np, H, B);
+            if (D == 128)
+                attn_fwd_wg2_kernel<128><<<grid2, WG2_THREADS, smem_fwd_wg2(128), stream>>>(
+                    (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m,
+                    L->off2, L->tiles2, L->np);
+            else
+                attn_fwd_wg2_kernel<64><<<grid2, WG2_THREADS, smem_fwd_wg2(64), stream>>>(
+                    (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m,
+                    L->off2, L->tiles2, L->np);
+            cudaCheckLaunch("attn_fwd_wg2_kernel");
+            return;
+        }
         if (pipe_flags() & 1) {
             if (D == 128)
                 attn_fwd_wgp_kernel<128><<<grid, NTHREADS, smem_fwd_wgp(128), stream>>>(
@@ -1700,22 +2410,47 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
     const double sc = 1.0 / sqrt((double)D);
     const float scale = (float)sc, scale_log2 = (float)sc * LOG2E;
     const int64_t rows = (int64_t)B * S * H;
-    float *delta = (float *)workspace(0, sizeof(float) * (size_t)rows);
-    attn_delta_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(delta, (const bf16 *)dout, (const bf16 *)out,
-                                                                         rows, S, H);
-    cudaCheckLaunch("attn_delta_kernel");
+    const int wg = deterministic && lg_cuda_attention_impl(), flags = pipe_flags();
+    const int v4kv = wg && (flags & 16), v4q = wg && (flags & 32);
+    // v4 dK/dV: delta and lse * log2 e side by side in the workspace (the kernel copies both with cp.async)
+    float *delta = (float *)workspace(0, sizeof(float) * (size_t)rows * (v4kv ? 2 : 1));
+    if (v4kv) {
+        attn_delta_lse_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
+            delta, delta + rows, (const bf16 *)dout, (const bf16 *)out, lse, rows, S, H);
+        cudaCheckLaunch("attn_delta_lse_kernel");
+    } else {
+        attn_delta_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(delta, (const bf16 *)dout,
+                                                                             (const bf16 *)out, rows, S, H);
+        cudaCheckLaunch("attn_delta_kernel");
+    }
     dim3 gkv(L->nqt, KVH, B), gq(L->nqt, H, B);
-    if (deterministic && lg_cuda_attention_impl()) {
-        auto dkdv = (pipe_flags() & 2) ? attn_bwd_dkdv_wg_kernel<D, true> : attn_bwd_dkdv_wg_kernel<D, false>;
-        auto dqk = (pipe_flags() & 4) ? attn_bwd_dq_wg_kernel<D, true> : attn_bwd_dq_wg_kernel<D, false>;
-        dkdv<<<gkv, NTHREADS, smem_dkdv_wg(D), stream>>>((bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k,
+    if (wg) {
+        if (v4kv) {  // 128 keys per CTA
+            auto dkdv2 = (flags & 2) ? attn_bwd_dkdv_wg2_kernel<D, true> : attn_bwd_dkdv_wg2_kernel<D, false>;
+            dkdv2<<<dim3(L->np, KVH, B), WG2_THREADS, smem_dkdv_wg2(D), stream>>>(
+                (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout,
+                delta + rows, delta, S, H, KVH, scale, scale_log2, m, L->toff2, L->tq2, L->kpair, L->np);
+            cudaCheckLaunch("attn_bwd_dkdv_wg2_kernel");
+        } else {
+            auto dkdv = (flags & 2) ? attn_bwd_dkdv_wg_kernel<D, true> : attn_bwd_dkdv_wg_kernel<D, false>;
+            dkdv<<<gkv, NTHREADS, smem_dkdv_wg(D), stream>>>((bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k,
+                                                              (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H,
+                                                              KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+            cudaCheckLaunch("attn_bwd_dkdv_wg_kernel");
+        }
+        if (v4q) {  // 128 queries per CTA
+            auto dq2 = (flags & 4) ? attn_bwd_dq_wg2_kernel<D, true> : attn_bwd_dq_wg2_kernel<D, false>;
+            dq2<<<dim3(L->np, H, B), WG2_THREADS, smem_dq_wg2(D), stream>>>(
+                (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H,
+                KVH, scale, scale_log2, m, L->off2, L->tiles2, L->np);
+            cudaCheckLaunch("attn_bwd_dq_wg2_kernel");
+        } else {
+            auto dqk = (flags & 4) ? attn_bwd_dq_wg_kernel<D, true> : attn_bwd_dq_wg_kernel<D, false>;
+            dqk<<<gq, NTHREADS, smem_dq_wg(D), stream>>>((bf16 *)dq, (const bf16 *)q, (const bf16 *)k,
                                                           (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H, KVH,
-                                                          scale, scale_log2, m, L->toff, L->tq, L->nqt);
-        cudaCheckLaunch("attn_bwd_dkdv_wg_kernel");
-        dqk<<<gq, NTHREADS, smem_dq_wg(D), stream>>>((bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v,
-                                                      (const bf16 *)dout, lse, delta, S, H, KVH, scale, scale_log2, m,
-                                                      L->off, L->tiles, L->nqt);
-        cudaCheckLaunch("attn_bwd_dq_wg_kernel");
+                                                          scale, scale_log2, m, L->off, L->tiles, L->nqt);
+            cudaCheckLaunch("attn_bwd_dq_wg_kernel");
+        }
     } else if (deterministic) {
         attn_bwd_dkdv_kernel<D, false><<<gkv, NTHREADS, smem_dkdv(D, false), stream>>>(
             (bf16 *)dk, (bf16 *)dv, NULL, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse,
@@ -1744,7 +2479,8 @@ extern "C" void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *
                                       int D, const lg_attn *mask, int deterministic, cudaStream_t stream) {
     check_args("attention_bwd", B, S, H, KVH, D, mask);
     set_smem_limits();
-    const TileLists *L = get_lists(mask, KVH, S);
+    const TileLists *L =
+        get_lists(mask, KVH, S, deterministic && lg_cuda_attention_impl() && (pipe_flags() & (16 | 32)));
     MaskP m = mask_params(mask, KVH);
     if (D == 128) launch_bwd<128>(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, m, L, deterministic, stream);
     else launch_bwd<64>(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, m, L, deterministic, stream);

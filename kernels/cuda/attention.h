@@ -23,7 +23,7 @@ void lg_cuda_attention_fwd(void *out, float *lse, const void *q, const void *k, 
 // query tiles in ascending order, dQ by a separate pass over each query tile's key tiles: 7 matrix products
 // per tile pair). deterministic == 0: dQ is accumulated inside the dK/dV pass with fp32 atomics (5 products;
 // faster, but the summation order of dQ varies from run to run). Uses a device workspace of B*S*H*4 bytes
-// (plus B*S*H*D*4 for the atomic path), kept between calls.
+// (twice that with variant bit 16; plus B*S*H*D*4 for the atomic path), kept between calls.
 void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k, const void *v,
                            const void *out, const float *lse, int B, int S, int H, int KVH, int D, const lg_attn *mask,
                            int deterministic, cudaStream_t stream);
@@ -38,8 +38,11 @@ void lg_cuda_attention_tune(int fwd_blocks_per_sm);
 void lg_cuda_attention_set_impl(int impl);
 int lg_cuda_attention_impl(void);
 // wgmma variants, bit flags: 1 pipelined forward (S of the next key tile on the tensor cores during the
-// softmax), 2 pipelined dK/dV, 4 pipelined dQ (P computed while dP is on the tensor cores). -1 = default (6,
-// the fastest measured; env LG_ATTN_PIPE=<flags> overrides it). Each variant is bitwise deterministic.
+// softmax), 2 pipelined dK/dV, 4 pipelined dQ (P computed while dP is on the tensor cores); v4, opt-in until
+// measured: 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128 queries per CTA
+// (two warpgroups share each loaded tile; bit 1 is ignored while 8 is set; 62 = all of v4 with split waits).
+// -1 = default (6, the fastest measured; env LG_ATTN_PIPE=<flags> overrides it). Each variant is bitwise
+// deterministic, and every variant computes the same products in the same order per 64-row tile.
 void lg_cuda_attention_set_variant(int flags);
 
 // Frees the cached tile lists and the backward workspace (they are rebuilt on the next call).

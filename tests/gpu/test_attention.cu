@@ -5,8 +5,11 @@
 // Asserts: ||x - ref|| / ||ref|| < 2e-2 for out, lse, dq, dk, dv (the kernels round P and dS to bf16 for the
 // tensor cores and round the outputs to bf16, unit roundoff 2^-9 = 2e-3 each; 2e-2 leaves 10x for the sums);
 // no NaN anywhere (outputs are poisoned with NaN bytes before every call, so an unwritten element fails);
-// two backward runs are bit-identical (deterministic mode). The wgmma kernels (sm_90a), both mma.sync forward
-// builds and both backward modes (deterministic, atomic dQ) are checked.
+// two backward runs are bit-identical (deterministic mode). The wgmma kernels (sm_90a: v3's 64-row kernels in
+// both variants, and v4's 128-row kernels, LG_ATTN_PIPE bits 8|16|32, with and without split waits), both
+// mma.sync forward builds and both backward modes (deterministic, atomic dQ) are checked. For v4 the test also
+// prints whether its outputs equal v3's bit for bit (expected, since each warpgroup repeats v3's operations in
+// v3's order; informational: a different FMA contraction by the compiler would be legitimate).
 // Usage: gpu_test_attention [max_S]   (max_S limits the cases, for compute-sanitizer runs). Exit 77 without a GPU.
 #include <math.h>
 #include <stdint.h>
@@ -170,9 +173,10 @@ static int run_case(const Case *c) {
            *rdk = (double *)xmalloc(8 * nk), *rdv = (double *)xmalloc(8 * nk);
     reference(c, rq, rk, rv, rg, ro, rl, rdq, rdk, rdv);
 
-    // Four configurations: wgmma kernels where the device has them (default variants, then the other variant
-    // of each kernel), deterministic backward run twice: bit-compare; mma.sync forward build with 3 CTAs/SM,
-    // deterministic backward twice; mma.sync forward build with 2 CTAs/SM, atomic-dQ backward.
+    // Six configurations: wgmma kernels where the device has them (default variants, then the other variant
+    // of each kernel, then v4's 128-row kernels with split waits (62) and without (56)), deterministic backward
+    // run twice: bit-compare; mma.sync forward build with 3 CTAs/SM, deterministic backward twice; mma.sync
+    // forward build with 2 CTAs/SM, atomic-dQ backward.
     uint16_t *go[2][3];
     for (int rep = 0; rep < 2; rep++) {
         go[rep][0] = (uint16_t *)xmalloc(2 * nq);
@@ -182,16 +186,24 @@ static int run_case(const Case *c) {
     uint16_t *ho = (uint16_t *)xmalloc(2 * nq);
     float *hl = (float *)xmalloc(4 * nl);
     float *f = (float *)xmalloc(4 * (nq > nk ? nq : nk));
+    // cfg 0's results (v3 default variant), for the informational bitwise comparison of v4 with v3
+    uint16_t *v3o = (uint16_t *)xmalloc(2 * nq), *v3q = (uint16_t *)xmalloc(2 * nq), *v3k = (uint16_t *)xmalloc(2 * nk),
+             *v3v = (uint16_t *)xmalloc(2 * nk);
+    float *v3l = (float *)xmalloc(4 * nl);
     int ok_all = 1;
-    // cfg 0: wgmma, default variant (6); cfg 1: wgmma, the other variant of each kernel (1); cfg 2, 3: mma.sync.
-    for (int cfg = 0; cfg < 4; cfg++) {
-        const int det = cfg < 3, nrep = det ? 2 : 1;
-        lg_cuda_attention_set_impl(cfg < 2 ? 1 : 0);
-        lg_cuda_attention_set_variant(cfg == 1 ? 1 : -1);
-        lg_cuda_attention_tune(cfg == 2 ? 3 : 2);
-        const char *cfg_name = cfg == 3   ? "mma fwd2+atomic"
-                               : cfg == 2 ? "mma fwd3+det   "
+    // cfg 0: wgmma, default variant (6); cfg 1: wgmma, the other variant of each kernel (1); cfg 2: v4 128-row
+    // kernels + split waits (62, v4's counterpart of 6); cfg 3: v4 plain (56); cfg 4, 5: mma.sync.
+    static const int variant[6] = {-1, 1, 8 | 16 | 32 | 2 | 4, 8 | 16 | 32, -1, -1};
+    for (int cfg = 0; cfg < 6; cfg++) {
+        const int det = cfg < 5, nrep = det ? 2 : 1;
+        lg_cuda_attention_set_impl(cfg < 4 ? 1 : 0);
+        lg_cuda_attention_set_variant(variant[cfg]);
+        lg_cuda_attention_tune(cfg == 4 ? 3 : 2);
+        const char *cfg_name = cfg == 5   ? "mma fwd2+atomic"
+                               : cfg == 4 ? "mma fwd3+det   "
                                : !lg_cuda_attention_impl() ? "(no sm_90a) det"
+                               : cfg == 3 ? "wgmma v4 56+det"
+                               : cfg == 2 ? "wgmma v4 62+det"
                                : cfg == 1 ? "wgmma var1+det " : "wgmma fwd+det  ";
         // poison (0xFF bytes: NaN in bf16 and fp32), then run
         cudaCheck(cudaMemset(dout, 0xFF, 2 * nq));
@@ -227,11 +239,21 @@ static int run_case(const Case *c) {
         size_t nans = nan_o + nan_l + nan_q + nan_k + nan_v;
         int ok = e_o < tol && e_l < tol && e_q < tol && e_k < tol && e_v < tol && !nans && same;
         ok_all &= ok;
+        const char *vs_v3 = "";
+        if (cfg == 0) {
+            memcpy(v3o, ho, 2 * nq), memcpy(v3l, hl, 4 * nl), memcpy(v3q, go[0][0], 2 * nq);
+            memcpy(v3k, go[0][1], 2 * nk), memcpy(v3v, go[0][2], 2 * nk);
+        } else if (cfg == 2 && lg_cuda_attention_impl()) {
+            int eq = !memcmp(v3o, ho, 2 * nq) && !memcmp(v3l, hl, 4 * nl) && !memcmp(v3q, go[0][0], 2 * nq) &&
+                     !memcmp(v3k, go[0][1], 2 * nk) && !memcmp(v3v, go[0][2], 2 * nk);
+            vs_v3 = eq ? "  =v3 bitwise" : "  !=v3 bitwise";
+        }
         printf("%-4s %-41s B=%d S=%-5d H=%d KVH=%d D=%-3d %s: rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e  "
-               "nan %zu%s\n",
+               "nan %zu%s%s\n",
                ok ? "ok" : "FAIL", desc, B, S, H, KVH, D, cfg_name, e_o, e_l, e_q, e_k, e_v,
-               nans, det ? (same ? "  bitwise-repeat yes" : "  bitwise-repeat NO") : "");
+               nans, det ? (same ? "  bitwise-repeat yes" : "  bitwise-repeat NO") : "", vs_v3);
     }
+    free(v3o), free(v3q), free(v3k), free(v3v), free(v3l);
     for (int rep = 0; rep < 2; rep++)
         for (int i = 0; i < 3; i++) free(go[rep][i]);
     free(hq), free(hk), free(hv), free(hg), free(rq), free(rk), free(rv), free(rg), free(ho), free(hl), free(ro);
@@ -273,6 +295,7 @@ int main(int argc, char **argv) {
         {1, 200, 4, 4, 64, sw},        {2, 200, 8, 2, 128, bs},       {2, 1000, 8, 2, 128, bs},
         {1, 1000, 4, 4, 64, bs},       {1, 1000, 4, 2, 64, bs128},    {1, 4096, 2, 1, 128, sw_big},
         {1, 4096, 4, 2, 64, bs_big},
+        {2, 300, 8, 2, 64, bs},  // 5 tiles: the last 128-row pair of v4 has one 64-row half only
     };
     int n = (int)(sizeof cases / sizeof cases[0]), fails = 0, ran = 0;
     for (int i = 0; i < n; i++) {
