@@ -45,6 +45,7 @@ int main(int argc, char **argv) {
     }
     int B = c.micro_batch, S = c.seq_len;
     double t0 = lg_now_seconds();
+    lg_plan_resolve(&c, 1, ops->name);  // memory.keep_full_attention = auto, as lgtrain decides it
     lg_model M;
     lg_model_init(&M, &c, ops, B, S);
     lg_params_init_random(&M.pt, M.master, &c.model, c.seed);

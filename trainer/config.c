@@ -164,8 +164,9 @@ static const key_def KEYS[] = {
      "keep only layer inputs; recompute in backward (false is not implemented yet)"},
     {"memory", "offload_activations", K_BOOL, OFF(offload_activations), 0, 0, 0, 0, 0, 0, "false", 0, 0,
      "keep each layer's input in page-locked host memory (copied while other layers compute)"},
-    {"memory", "keep_full_attention", K_BOOL, OFF(keep_full_attention), 0, 0, 0, 0, 0, 0, "true", 0, 0,
-     "full-attention layers keep their attention output for the backward (no O(S^2) recompute)"},
+    {"memory", "keep_full_attention", K_CHOICE, OFF(keep_full_attention), SZ(keep_full_attention), 0, 0, 0,
+     "auto|true|false", 0, "auto", 0, 0,
+     "full layers keep their attention output for the backward (no O(S^2) recompute); auto: as many as fit"},
     {"memory", "device_gib", K_F64, OFF(device_gib), 0, 0, INF, F_LO_OPEN, 0, 0, "79", 0, 0,
      "memory per device (GiB) that --plan checks the plan against (H100 80GB: 79)"},
     {"memory", "mlp_chunk", K_INT, OFF(mlp_chunk), 0, 0, INF, 0, 0, 0, "0", 0, 0,
@@ -778,6 +779,7 @@ static void validate(lg_config *c, loader *L) {
 void lg_config_load(lg_config *c, const char *path, int n_overrides, char **overrides) {
     loader *L = lg_calloc(1, sizeof *L);
     memset(c, 0, sizeof *c);  // padding and string tails zero: resolved configs compare with memcmp
+    c->keep_attn_limit = -1;  // every full layer, until lg_plan_resolve says otherwise
     L->path = path;
     if (path) snprintf(c->config_path, sizeof c->config_path, "%s", path);
     char err[2048];

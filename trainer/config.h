@@ -78,7 +78,8 @@ typedef struct {
     int zero_stage;                // 0, 1, 2
     int recompute;                 // per-layer activation recompute
     int offload_activations;       // keep the layer inputs in page-locked host memory
-    int keep_full_attention;       // full layers keep attention output + LSE for the backward
+    char keep_full_attention[8];   // auto|true|false: full layers keep attention output + LSE for the backward
+    int keep_attn_limit;           // not a key: how many full layers keep it (-1 all); set by lg_plan_resolve
     double device_gib;             // memory per device that --plan checks against
     int mlp_chunk, loss_chunk;     // sequence chunk sizes (tokens) for the MLP and the loss
     char nan_policy[16];           // skip|stop

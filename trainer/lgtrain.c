@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
             plan_world = d->world > 1 ? d->world : ws ? atoi(ws) : 1;
         }
         lg_plan p;
+        lg_plan_resolve(&c, plan_world, c.device);
         lg_plan_compute(&c, plan_world, c.device, &p);
         int prc = d->rank == 0 ? lg_plan_print(&c, &p, c.device, stdout) : 0;
         lg_dist_finalize(d);

@@ -74,11 +74,13 @@ static void alloc_activations(lg_model *M) {
     M->lse = balloc(M, (size_t)((int64_t)B * m->n_heads * S) * 4);
     // memory.keep_full_attention: full layers keep their attention output and LSE from the forward, so the
     // backward's recompute skips their O(S^2) attention forward (the projections are still recomputed)
-    if (M->cfg->keep_full_attention) {
+    int keep = lg_keep_attn_layers(M->cfg);
+    if (keep > 0) {
         M->att_keep = M->plan_only ? NULL : lg_calloc((size_t)L, sizeof(void *));
         M->lse_keep = M->plan_only ? NULL : lg_calloc((size_t)L, sizeof(float *));
-        for (int l = 0; l < L; l++) {
+        for (int l = 0, kept = 0; l < L && kept < keep; l++) {
             if (M->cfg->layout.layer[l].kind != LG_ATTN_FULL) continue;
+            kept++;
             void *ak = balloc(M, (size_t)(T * QD) * a);
             void *lk = balloc(M, (size_t)((int64_t)B * m->n_heads * S) * 4);
             M->keep_att_bytes += (int64_t)(T * QD) * (int64_t)a + (int64_t)B * m->n_heads * S * 4;
@@ -113,6 +115,13 @@ static void alloc_activations(lg_model *M) {
     M->rope_cos = balloc(M, (size_t)S * half * 4);
     M->rope_sin = balloc(M, (size_t)S * half * 4);
     M->kept_bytes = (int64_t)((M->offload ? 2 : L + 1) * T * C) * (int64_t)a;
+}
+
+int lg_keep_attn_layers(const lg_config *c) {
+    int n_full = 0;
+    for (int l = 0; l < c->model.n_layers; l++) n_full += c->layout.layer[l].kind == LG_ATTN_FULL;
+    if (!strcmp(c->keep_full_attention, "false")) return 0;
+    return c->keep_attn_limit >= 0 && c->keep_attn_limit < n_full ? c->keep_attn_limit : n_full;
 }
 
 int64_t lg_model_bucket_elems(const lg_param_table *pt, int n_layers) {

@@ -119,6 +119,8 @@ double lg_model_fwd_bwd(lg_model *M, const int32_t *tokens, const int32_t *targe
 // without allocating: the planner's figure.
 int64_t lg_model_buffer_bytes(const lg_config *cfg, size_t act_size, int B, int S, int64_t *kept_bytes,
                               int64_t *keep_att_bytes);
+// How many full layers keep their attention output (memory.keep_full_attention, capped by keep_attn_limit).
+int lg_keep_attn_layers(const lg_config *c);
 // Elements of one ZeRO-2 gradient bucket: the largest unit (a layer, or the final norm + untied LM head).
 int64_t lg_model_bucket_elems(const lg_param_table *pt, int n_layers);
 // Forward only. Writes logits (B*S, V) fp32 to the host array when logits != NULL, and returns the loss sum.

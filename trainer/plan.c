@@ -51,6 +51,8 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
     double acts = (double)lg_model_buffer_bytes(c, cuda ? 2 : 4, c->micro_batch, c->seq_len, &kept, &katt);
     p->kept_acts = (double)kept;
     p->kept_att = (double)katt;
+    p->kept_att_layers = lg_keep_attn_layers(c);
+    for (int l = 0; l < m->n_layers; l++) p->full_layers += c->layout.layer[l].kind == LG_ATTN_FULL;
     p->working = acts - (double)kept - (double)katt;
     if (c->offload_activations)
         p->host_acts = (double)m->n_layers * c->micro_batch * c->seq_len * m->dim * (cuda ? 2 : 4);
@@ -85,6 +87,20 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
     lg_params_free(&pt);
 }
 
+void lg_plan_resolve(lg_config *c, int world, const char *backend) {
+    c->keep_attn_limit = -1;
+    if (strcmp(c->keep_full_attention, "auto") || strcmp(backend, "cuda")) return;
+    double budget = (c->device_gib - 4.0) * GIB;
+    lg_plan p;
+    lg_plan_compute(c, world, backend, &p);
+    int keep = p.kept_att_layers;
+    // each kept layer costs the same: drop them one at a time until the plan fits (or none is left)
+    while (p.total > budget && keep > 0) {
+        c->keep_attn_limit = --keep;
+        lg_plan_compute(c, world, backend, &p);
+    }
+}
+
 static void row(FILE *f, const char *what, double bytes, const char *note) {
     char b[32];
     lg_format_bytes(bytes, b, sizeof b);
@@ -108,7 +124,12 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
     row(f, "AdamW m, v (fp32)", p->optim, c->zero_stage >= 1 ? "this rank's shard" : "replicated");
     row(f, "kept layer inputs (recompute)", p->kept_acts,
         c->offload_activations ? "2 device slots (the rest offloaded to host)" : "(layers+1) x tokens x dim");
-    if (p->kept_att > 0) row(f, "kept full-layer attention outputs", p->kept_att, "output + LSE per full layer");
+    if (p->full_layers > 0 && strcmp(c->keep_full_attention, "false")) {
+        char note[96];
+        snprintf(note, sizeof note, "%d of %d full layers (memory.keep_full_attention = %s)", p->kept_att_layers,
+                 p->full_layers, c->keep_full_attention);
+        row(f, "kept full-layer attention outputs", p->kept_att, note);
+    }
     row(f, "largest working set", p->working, "one layer recomputed + MLP/loss chunks");
     if (p->workspace > 0) row(f, "workspace + CUDA context (reserve)", p->workspace, "cuBLASLt, attention");
     if (p->attn_scratch > 0) row(f, "attention backward scratch", p->attn_scratch, "cuDNN dQ accumulator (fp32)");
@@ -160,7 +181,7 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
     if (p->world > 1 && c->zero_stage < 2)
         fprintf(f, "  - memory.zero_stage = 2 (shards the fp32 gradients)\n");
     if (p->world < 8) fprintf(f, "  - more ranks (mpirun -np N): the sharded master, gradients and moments shrink as 1/N\n");
-    if (c->keep_full_attention)
+    if (p->kept_att_layers > 0)
         fprintf(f, "  - memory.keep_full_attention = false (full layers recompute their attention in the backward)\n");
     if (!c->offload_activations)
         fprintf(f, "  - memory.offload_activations = true (layer inputs to page-locked host memory)\n");

@@ -216,8 +216,13 @@ static void grads_ready(void *ctx, int64_t lo, int64_t hi) {
     lg_dist_allreduce_sum_start(o->d, o->grad + lo, hi - lo);
 }
 
-int lg_train(const lg_config *c, lg_dist *d) {
+int lg_train(const lg_config *cfg, lg_dist *d) {
     const int rank = d->rank, world = d->world;
+    // the run's own copy, with what the planner decides (memory.keep_full_attention = auto) filled in
+    lg_config *resolved = lg_malloc(sizeof *resolved);
+    *resolved = *cfg;
+    lg_plan_resolve(resolved, world, resolved->device);
+    const lg_config *c = resolved;
     lg_plan p;
     memset(&p, 0, sizeof p);
     if (!strcmp(c->device, "cuda")) {
@@ -435,10 +440,15 @@ int lg_train(const lg_config *c, lg_dist *d) {
     lg_batch_close(data);
     lg_adamw_free(&opt);
     lg_model_free(&M);
+    free(resolved);
     return rc;
 }
 
-int lg_train_eval_only(const lg_config *c, lg_dist *d) {
+int lg_train_eval_only(const lg_config *cfg, lg_dist *d) {
+    lg_config *fwd = lg_malloc(sizeof *fwd);  // forward only: no layer needs its attention output kept
+    *fwd = *cfg;
+    fwd->keep_attn_limit = 0;
+    const lg_config *c = fwd;
     const lg_ops *ops = pick_backend(c);
     lg_model M;
     lg_model_init(&M, c, ops, c->micro_batch, c->seq_len);
@@ -454,5 +464,6 @@ int lg_train_eval_only(const lg_config *c, lg_dist *d) {
             lg_rope_type_name(c->rope.type), c->seq_len);
     validate(d, c, &M, c->data_val[0] ? c->data_val : c->data_train, 0, NULL);
     lg_model_free(&M);
+    free(fwd);
     return 0;
 }

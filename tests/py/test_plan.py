@@ -41,9 +41,14 @@ with tempfile.TemporaryDirectory() as d:
             "offloaded layer inputs: 2 device slots of T x C bf16, L x T x C bf16 = 32 GiB in host memory")
     r2 = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--set", "memory.offload_activations=false",
               "--plan", "--world", "8"], check=False)
-    C.check(r2.returncode == 1 and "DOES NOT FIT" in r2.stdout and "memory.offload_activations = true" in r2.stdout and
-            abs(gib(r2.stdout, "kept layer inputs (recompute)") - (L + 1) * T * Cd * 2 / GIB) < 0.06,
-            "without offload the (L+1) x T x C kept inputs (33 GiB) do not fit, and the advice says offload")
+    C.check(abs(gib(r2.stdout, "kept layer inputs (recompute)") - (L + 1) * T * Cd * 2 / GIB) < 0.06 and
+            "0 of 12 full layers" in r2.stdout and gib(r2.stdout, "total") * GIB > 75e9,
+            "without offload the (L+1) x T x C kept inputs (33 GiB) leave no room for kept attention (auto keeps 0 "
+            f"of 12) and the total {gib(r2.stdout, 'total'):.1f} GiB misses 75 GB: the shipped config offloads")
+    r3 = run([tool("lgtrain"), "--config", cfg, "--set", f"run.init_from={hf}", "--set", "memory.offload_activations=false",
+              "--set", "memory.device_gib=70", "--plan", "--world", "8"], check=False)
+    C.check(r3.returncode == 1 and "DOES NOT FIT" in r3.stdout and "memory.offload_activations = true" in r3.stdout,
+            "the same on 70 GiB cards is refused, and the advice says offload")
     C.check("6.738B parameters" in out, "parameter count 6.738B (Llama-2-7B)")
     # KV cache: 12 full layers keep 131072 tokens, 20 sink+window layers keep 64+2048 (the paper: -62%)
     kv_ratio = (12 * 131072 + 20 * 2112) / (32 * 131072)
@@ -51,6 +56,23 @@ with tempfile.TemporaryDirectory() as d:
     C.check(m and abs(float(m.group(1)) - 100 * (1 - kv_ratio)) < 0.05, f"KV cache saving {m and m.group(1)}% = {100 * (1 - kv_ratio):.1f}%")
     C.check(abs(gib(out, "weights") - 2 * P / GIB) < 0.06, "bf16 weights = 2 bytes x P")
     C.check(abs(gib(out, "AdamW m, v (fp32)") - 8 * P / 8 / GIB) < 0.06, "m, v sharded over 8 ranks = 8P/8 bytes")
+    # memory.keep_full_attention = auto: the all-full baseline keeps as many full layers' attention outputs as fit
+    # 4 GiB under memory.device_gib (each costs T x C x 2 + H x T x 4 bytes); true keeps all 32, false none
+    full = os.path.join(SRC, "configs", "7b-128k-full.ini")
+    per = (T * Cd * 2 + H * T * 4) / GIB
+    def plan_full(*sets):
+        a = [tool("lgtrain"), "--config", full, "--set", f"run.init_from={hf}", "--plan", "--world", "8"]
+        for x in sets: a += ["--set", x]
+        rr = run(a, check=False)
+        m = re.search(r"kept full-layer attention outputs\s+[\d.]+ GiB\s+(\d+) of (\d+)", rr.stdout)
+        return rr, (int(m.group(1)), int(m.group(2))) if m else None, gib(rr.stdout, "total")
+    ra, ka, ta = plan_full()
+    rt, kt, tt = plan_full("memory.keep_full_attention=true")
+    rf, kf, tf = plan_full("memory.keep_full_attention=false")
+    C.check(ra.returncode == 0 and ka and ka[1] == 32 and ka[0] < 32 and ta <= 79 - 4 and ta + per > 79 - 4,
+            f"all-full 7B, auto: keeps {ka and ka[0]} of 32 attention outputs, total {ta:.1f} GiB <= 75 (one more would not fit)")
+    C.check(kt == (32, 32) and abs(tt - ta - (32 - ka[0]) * per) < 0.1 and kf is None and abs(tt - tf - 32 * per) < 0.1,
+            f"true keeps 32 ({tt:.1f} GiB), false none ({tf:.1f} GiB): {per:.3f} GiB per kept layer")
     # FLOPs, counted independently for the all-full baseline: one step = 32 sequences of 128K
     r = run([tool("lgtrain"), "--config", os.path.join(SRC, "configs", "7b-128k-full.ini"), "--set",
              f"run.init_from={hf}", "--plan", "--world", "8"], check=False)
