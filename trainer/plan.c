@@ -2,6 +2,7 @@
 // buffer-size function; nothing here allocates.
 #include "plan.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "dist.h"
@@ -89,6 +90,11 @@ void lg_plan_compute(const lg_config *c, int world, const char *backend, lg_plan
 
 void lg_plan_resolve(lg_config *c, int world, const char *backend) {
     c->keep_attn_limit = -1;
+    const char *t = getenv("LG_TEST_KEEP_ATTN");  // test hook: keep exactly this many (any backend)
+    if (t && *t) {
+        c->keep_attn_limit = atoi(t);
+        return;
+    }
     if (strcmp(c->keep_full_attention, "auto") || strcmp(backend, "cuda")) return;
     double budget = (c->device_gib - 4.0) * GIB;
     lg_plan p;

@@ -29,6 +29,17 @@ with tempfile.TemporaryDirectory() as d:
             "memory.offload_activations = true (2 slots + host copies of the layer inputs): identical losses")
     k, _ = train(os.path.join(d, "k"), "run.steps=60", "memory.keep_full_attention=false")
     C.check(k == a, "memory.keep_full_attention = false (full layers recompute their attention): identical losses")
+    # some full layers keeping their attention output and others recomputing it (what auto does when not all fit)
+    env1 = dict(os.environ, LG_TEST_KEEP_ATTN="1")
+    outs = {}
+    for name, env, sets in (("all", None, ()), ("one", env1, ()), ("none", None, ("memory.keep_full_attention=false",))):
+        args = [tool("lgtrain"), "--config", CFG, "--set", f"run.out_dir={d}/kf{name}", "--set", "export.hf=0",
+                "--set", "run.steps=20", "--set", "layout.full_layers=all"]
+        for x in sets: args += ["--set", x]
+        run(args, env=env)
+        outs[name] = [e["loss"] for e in read_log(f"{d}/kf{name}")]
+    C.check(outs["all"] == outs["one"] == outs["none"] and len(outs["all"]) == 20,
+            "every layer full: keeping all, one (LG_TEST_KEEP_ATTN=1) or no attention outputs gives identical losses")
     c, _ = train(os.path.join(d, "c"), "run.steps=60", "run.seed=99")
     C.check(c != a, "a different seed gives different losses")
 
