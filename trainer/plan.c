@@ -182,6 +182,14 @@ int lg_plan_print(const lg_config *c, const lg_plan *p, const char *backend, FIL
         fprintf(f, "fits: %s of %s (memory.device_gib)\n", need, have);
         return 0;
     }
+    if (p->weights + p->workspace > budget) {  // no knob helps: say what is missing
+        char wb[32];
+        lg_format_bytes(p->weights, wb, sizeof wb);
+        fprintf(f, "DOES NOT FIT: %s needed per rank, %s available (memory.device_gib). The replicated weights alone are\n"
+                   "%s per GPU: this model needs its weights sharded across GPUs (ZeRO-3 or tensor parallelism), which\n"
+                   "lgtrain does not have yet.\n", need, have, wb);
+        return 1;
+    }
     fprintf(f, "DOES NOT FIT: %s needed per rank, %s available (memory.device_gib). Try, in this order:\n", need, have);
     if (c->zero_stage < 1) fprintf(f, "  - memory.zero_stage = 1 (shards the AdamW moments)\n");
     if (p->world > 1 && c->zero_stage < 2)

@@ -73,6 +73,17 @@ with tempfile.TemporaryDirectory() as d:
             f"all-full 7B, auto: keeps {ka and ka[0]} of 32 attention outputs, total {ta:.1f} GiB <= 75 (one more would not fit)")
     C.check(kt == (32, 32) and abs(tt - ta - (32 - ka[0]) * per) < 0.1 and kf is None and abs(tt - tf - 32 * per) < 0.1,
             f"true keeps 32 ({tt:.1f} GiB), false none ({tf:.1f} GiB): {per:.3f} GiB per kept layer")
+    # 70B: the replicated bf16 weights alone exceed a GPU: the advice says what is missing instead of knobs
+    hf70 = os.path.join(d, "llama70b")
+    os.makedirs(hf70)
+    json.dump({"model_type": "llama", "hidden_size": 8192, "intermediate_size": 28672, "num_hidden_layers": 80,
+               "num_attention_heads": 64, "num_key_value_heads": 8, "vocab_size": 32000, "rms_norm_eps": 1e-5,
+               "max_position_embeddings": 4096, "bos_token_id": 1, "eos_token_id": 2}, open(os.path.join(hf70, "config.json"), "w"))
+    r70 = run([tool("lgtrain"), "--config", os.path.join(SRC, "configs", "70b-128k.ini"), "--set", f"run.init_from={hf70}",
+               "--plan", "--world", "8"], check=False)
+    C.check(r70.returncode == 1 and "The replicated weights alone are\n128.5 GiB per GPU" in r70.stdout
+            and "ZeRO-3 or tensor parallelism" in r70.stdout and "offload" not in r70.stdout.split("DOES NOT FIT")[1],
+            "70B on 8 GPUs: refused, the advice names the missing weight sharding (no useless knobs)")
     # FLOPs, counted independently for the all-full baseline: one step = 32 sequences of 128K
     r = run([tool("lgtrain"), "--config", os.path.join(SRC, "configs", "7b-128k-full.ini"), "--set",
              f"run.init_from={hf}", "--plan", "--world", "8"], check=False)
