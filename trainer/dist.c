@@ -276,6 +276,21 @@ static void nccl_split(const lg_dist *d, int64_t n, int64_t *s, int64_t *tail) {
     *s = hi - lo;
     *tail = n - *s * d->world;
 }
+
+// In-place all-gather of n elements of `elem` bytes (NCCL type t) in the shards of lg_dist_shard(n).
+static void nccl_allgather(lg_dist *d, void *x, int64_t n, size_t elem, ncclDataType_t t, const char *what) {
+    int64_t s, tail;
+    nccl_split(d, n, &s, &tail);
+    ncclComm_t c = (ncclComm_t)d->nccl_comm;
+    cudaStream_t st = (cudaStream_t)d->nccl_stream;
+    char *b = x, *last = b + (size_t)(s * d->world) * elem;
+    CUDA_CHECK(cudaDeviceSynchronize());
+    NCCL_CHECK(d, ncclGroupStart());
+    if (s > 0) NCCL_CHECK(d, ncclAllGather(b + (size_t)((int64_t)d->rank * s) * elem, b, (size_t)s, t, c, st));
+    if (tail > 0) NCCL_CHECK(d, ncclBroadcast(last, last, (size_t)tail, t, d->world - 1, c, st));
+    NCCL_CHECK(d, ncclGroupEnd());
+    nccl_wait(d, what);
+}
 #endif
 
 void lg_dist_reduce_scatter_sum(lg_dist *d, float *x, int64_t n) {
@@ -308,17 +323,7 @@ void lg_dist_allgather(lg_dist *d, float *x, int64_t n) {
     if (d->world == 1) return;
 #ifdef LG_DIST_NCCL
     if (d->nccl) {
-        int64_t s, tail;
-        nccl_split(d, n, &s, &tail);
-        ncclComm_t c = (ncclComm_t)d->nccl_comm;
-        cudaStream_t st = (cudaStream_t)d->nccl_stream;
-        CUDA_CHECK(cudaDeviceSynchronize());
-        NCCL_CHECK(d, ncclGroupStart());
-        if (s > 0) NCCL_CHECK(d, ncclAllGather(x + (int64_t)d->rank * s, x, (size_t)s, ncclFloat, c, st));
-        if (tail > 0)
-            NCCL_CHECK(d, ncclBroadcast(x + s * d->world, x + s * d->world, (size_t)tail, ncclFloat, d->world - 1, c, st));
-        NCCL_CHECK(d, ncclGroupEnd());
-        nccl_wait(d, "all-gather of the weights");
+        nccl_allgather(d, x, n, 4, ncclFloat, "all-gather of the weights");
         return;
     }
 #endif
@@ -338,18 +343,7 @@ void lg_dist_allgather_elems(lg_dist *d, void *x, int64_t n, size_t elem_size) {
     if (d->world == 1) return;
 #ifdef LG_DIST_NCCL
     if (d->nccl && elem_size == 2) {
-        int64_t s, tail;
-        nccl_split(d, n, &s, &tail);
-        ncclComm_t c = (ncclComm_t)d->nccl_comm;
-        cudaStream_t st = (cudaStream_t)d->nccl_stream;
-        uint16_t *h = x;
-        CUDA_CHECK(cudaDeviceSynchronize());
-        NCCL_CHECK(d, ncclGroupStart());
-        if (s > 0) NCCL_CHECK(d, ncclAllGather(h + (int64_t)d->rank * s, h, (size_t)s, ncclBfloat16, c, st));
-        if (tail > 0)
-            NCCL_CHECK(d, ncclBroadcast(h + s * d->world, h + s * d->world, (size_t)tail, ncclBfloat16, d->world - 1, c, st));
-        NCCL_CHECK(d, ncclGroupEnd());
-        nccl_wait(d, "all-gather of the bf16 weights");
+        nccl_allgather(d, x, n, 2, ncclBfloat16, "all-gather of the bf16 weights");
         return;
     }
 #endif
