@@ -81,6 +81,8 @@ static void cpu_cast_params(void *dst, const float *src, int64_t n) {
     if (dst != src) memmove(dst, src, (size_t)n * sizeof(float));
 }
 
+static void cpu_release(void) {}  // the cpu backend keeps nothing between calls
+
 static const lg_ops cpu_ops = {
     .name = "cpu",
     .act_size = 4,
@@ -115,6 +117,7 @@ static const lg_ops cpu_ops = {
     .host_free = cpu_host_free,
     .copy_async = cpu_copy_async,
     .copy_wait = cpu_copy_wait,
+    .release = cpu_release,
 };
 
 const lg_ops *lg_ops_cpu(void) {

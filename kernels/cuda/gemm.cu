@@ -39,6 +39,19 @@ void lg_cu_gemm_init(void) {
     cudaCheck(cudaMalloc(&g_ws, WORKSPACE));
 }
 
+static void plan_destroy(plan_t *p);
+
+// Frees the cuBLASLt handle, workspace, plans and the fallback handle; lg_cu_gemm_init() makes it usable again.
+void lg_cu_gemm_release(void) {
+    for (int i = 0; i < NPLAN; i++) plan_destroy(&g_plans[i]);
+    if (g_blas) cublasCheck(cublasDestroy(g_blas));
+    if (g_lt) cublasCheck(cublasLtDestroy(g_lt));
+    if (g_ws) cudaCheck(cudaFree(g_ws));
+    g_blas = NULL;
+    g_lt = NULL;
+    g_ws = NULL;
+}
+
 static unsigned align_log2(const void *p) {
     uintptr_t a = (uintptr_t)p;
     unsigned l = 0;

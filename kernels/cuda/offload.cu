@@ -47,3 +47,14 @@ void lg_cu_copy_wait(int slot) {
     if (!g_copy_stream) return;
     cudaCheck(cudaStreamWaitEvent(LG_CU_STREAM, g_done[slot], 0));
 }
+
+void lg_cu_copy_release(void) {
+    if (!g_copy_stream) return;
+    cudaCheck(cudaStreamSynchronize(g_copy_stream));
+    for (int i = 0; i < LG_COPY_SLOTS; i++) {
+        cudaCheck(cudaEventDestroy(g_before[i]));
+        cudaCheck(cudaEventDestroy(g_done[i]));
+    }
+    cudaCheck(cudaStreamDestroy(g_copy_stream));
+    g_copy_stream = NULL;
+}

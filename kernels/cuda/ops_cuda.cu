@@ -216,6 +216,22 @@ static void cu_attention_bwd(void *dq, void *dk, void *dv, const void *dout, con
 }
 
 static lg_ops cuda_ops;
+static int g_state = 0;  // the table: 0 not built, 1 ready, -1 no usable device
+
+// ops->release: everything kept for the life of the process, after the queued work finishes.
+static void cu_release(void) {
+    cudaCheck(cudaDeviceSynchronize());
+    for (int i = 0; i < LG_CU_SCRATCH_N; i++) {
+        if (g_scratch[i]) cudaCheck(cudaFree(g_scratch[i]));
+        g_scratch[i] = NULL;
+        g_scratch_bytes[i] = 0;
+    }
+    lg_cuda_attention_release();
+    lg_cuda_attention_cudnn_release();
+    lg_cu_copy_release();
+    lg_cu_gemm_release();
+    g_state = 0;  // lg_ops_cuda() builds the table again
+}
 
 static int local_rank(void) {
     const char *vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK", "MPI_LOCALRANKID"};
@@ -233,10 +249,9 @@ static int local_rank(void) {
 
 // The table, built once. The device is chosen from the node-local rank before any allocation.
 extern "C" const lg_ops *lg_ops_cuda_impl(const char **why) {
-    static int state = 0;  // 0 untried, 1 ready, -1 unavailable
     static char reason[256];
-    if (state == 1) return &cuda_ops;
-    if (state == -1) {
+    if (g_state == 1) return &cuda_ops;
+    if (g_state == -1) {
         if (why) *why = reason;
         return NULL;
     }
@@ -249,7 +264,7 @@ extern "C" const lg_ops *lg_ops_cuda_impl(const char **why) {
         else
             snprintf(reason, sizeof reason, "no CUDA device found (cudaGetDeviceCount returned 0)");
         (void)cudaGetLastError();
-        state = -1;
+        g_state = -1;
         if (why) *why = reason;
         return NULL;
     }
@@ -293,6 +308,7 @@ extern "C" const lg_ops *lg_ops_cuda_impl(const char **why) {
     cuda_ops.host_free = lg_cu_host_free;
     cuda_ops.copy_async = lg_cu_copy_async;
     cuda_ops.copy_wait = lg_cu_copy_wait;
-    state = 1;
+    cuda_ops.release = cu_release;
+    g_state = 1;
     return &cuda_ops;
 }

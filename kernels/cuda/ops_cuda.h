@@ -95,6 +95,7 @@ void lg_cu_rmsnorm_fwd(void *out, float *rstd, const void *inp, const void *w, i
 void lg_cu_rmsnorm_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, const float *rstd,
                        int64_t T, int C);
 void lg_cu_gemm_init(void);
+void lg_cu_gemm_release(void);
 void lg_cu_matmul_fwd(void *out, const void *inp, const void *w, int64_t T, int C, int OC);
 void lg_cu_matmul_bwd(void *dinp, float *dw, const void *dout, const void *inp, const void *w, int64_t T, int C,
                       int OC, int accumulate_dinp);
@@ -115,6 +116,7 @@ void *lg_cu_host_alloc(size_t bytes);
 void lg_cu_host_free(void *p);
 void lg_cu_copy_async(void *dst, const void *src, size_t bytes, int slot);
 void lg_cu_copy_wait(int slot);
+void lg_cu_copy_release(void);  // the copy stream and its events
 // fp32 <-> bf16 on the device (round to nearest even), n elements.
 void lg_cu_f32_to_bf16(bf16 *dst, const float *src, int64_t n);
 void lg_cu_bf16_to_f32(float *dst, const bf16 *src, int64_t n);

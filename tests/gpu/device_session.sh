@@ -23,7 +23,7 @@ done
 (cd "$B" && timeout 300 compute-sanitizer --tool memcheck --leak-check full ./gpu_test_model_cuda > "$D/memcheck_model.log" 2>&1)
 echo "memcheck gpu_test_model_cuda: $(grep -E 'ERROR SUMMARY' "$D/memcheck_model.log" | tail -1)"
 grep -q "ERROR SUMMARY: 0 errors" "$D/memcheck_model.log" || fail=1
-timeout 300 compute-sanitizer --tool memcheck "$B/lgtrain" --config configs/tiny-test.ini --set run.device=cuda \
+timeout 300 compute-sanitizer --tool memcheck --leak-check full "$B/lgtrain" --config configs/tiny-test.ini --set run.device=cuda \
   --set model.dim=128 --set model.n_heads=2 --set model.n_kv_heads=1 --set model.ffn_dim=256 --set run.steps=3 \
   --set memory.offload_activations=true --set export.hf=0 --set run.out_dir="$D/memcheck_run" > "$D/memcheck_run.log" 2>&1
 echo "memcheck lgtrain (offload, cuDNN auto): $(grep -E 'ERROR SUMMARY' "$D/memcheck_run.log" | tail -1)"

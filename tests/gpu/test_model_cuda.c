@@ -230,6 +230,7 @@ int main(void) {
         run_case(cases[k].label, ini, n, sets);
     }
     free(ini);
+    G->release();  // memcheck --leak-check full (tests/gpu/device_session.sh): nothing left allocated
     printf("%s: %d failure(s)\n", fails ? "FAILED" : "PASSED", fails);
     return fails ? 1 : 0;
 }

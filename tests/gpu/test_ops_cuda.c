@@ -549,6 +549,7 @@ int main(int argc, char **argv) {
     if (!small) test_ce_big();
     if (do_bench) bench();
     G->sync();
+    G->release();  // memcheck --leak-check full: nothing left allocated
     printf("%s: %d failure(s)\n", fails ? "FAILED" : "PASSED", fails);
     return fails ? 1 : 0;
 }
