@@ -2326,8 +2326,8 @@ extern "C" int lg_cuda_attention_impl(void) {
 }
 
 // Growable device workspace (the backward's delta and, for the atomic path, the fp32 dQ accumulator).
-static void *g_ws[2];
-static size_t g_ws_cap[2];
+static void *g_ws[3];  // 0 delta, 1 atomic dQ accumulator, 2 sink-part dK/dV partials (attention_sink.cuh)
+static size_t g_ws_cap[3];
 static void *workspace(int which, size_t bytes) {
     if (bytes > g_ws_cap[which]) {
         if (g_ws[which]) cudaCheck(cudaFree(g_ws[which]));  // cudaFree waits for kernels still using it
@@ -2488,9 +2488,11 @@ extern "C" void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *
 
 extern "C" void lg_cuda_attention_release(void) {
     for (int i = 0; i < LIST_CACHE; i++) free_lists(&g_lists[i]);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         if (g_ws[i]) cudaCheck(cudaFree(g_ws[i]));
         g_ws[i] = NULL;
         g_ws_cap[i] = 0;
     }
 }
+
+#include "kernels/cuda/attention_sink.cuh"  // the sink part of SINK_WINDOW for the cuDNN path

@@ -45,6 +45,19 @@ int lg_cuda_attention_impl(void);
 // deterministic, and every variant computes the same products in the same order per 64-row tile.
 void lg_cuda_attention_set_variant(int flags);
 
+// The sink part of SINK_WINDOW for the cuDNN path (attention_cudnn.cu): the keys k < sink that query q sees
+// only through the sink (q - k >= window), for a result (out, lse / dq, dk, dv) that already holds the causal +
+// window part. Forward: merges by log-sum-exp into out and lse in place. Backward (lse, out: the merged
+// forward's): adds the sink share into dq (rows >= window) and dk, dv (rows < sink); deterministic (chunk
+// partials summed in a fixed order; a device workspace of B*H*ceil((S-window)/2048)*64 KB*D/128 bytes).
+// Supported: head_dim 64 or 128, 1 <= sink <= 64, 1 <= window < S (else the caller keeps cuDNN's sink call).
+int lg_cuda_attention_sink_supported(int S, int H, int KVH, int D, int sink, int window);
+void lg_cuda_attention_sink_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H,
+                                int KVH, int D, int sink, int window, cudaStream_t stream);
+void lg_cuda_attention_sink_bwd(void *dq, void *dk, void *dv, const void *dout, const void *q, const void *k,
+                                const void *v, const void *out, const float *lse, int B, int S, int H, int KVH, int D,
+                                int sink, int window, cudaStream_t stream);
+
 // Frees the cached tile lists and the backward workspace (they are rebuilt on the next call).
 void lg_cuda_attention_release(void);
 

@@ -680,13 +680,26 @@ static int check_args(const lg_attn *mask, int B, int S, int H, int KVH, int D, 
     return 1;
 }
 
+// The sink call through the native kernels (attention_sink.cuh) where they take the shape: cuDNN's graph for 64
+// keys parallelises its backward over key tiles (one CTA per head) and its merge needs a full-size output.
+// LG_ATTN_SINK_CUDNN=1 keeps cuDNN's sink graph (for comparison).
+static int native_sink(const Calls *c, int S, int H, int KVH, int D) {
+    static int env = -1;
+    if (env < 0) {
+        const char *e = getenv("LG_ATTN_SINK_CUDNN");
+        env = e && *e == '1';
+    }
+    return c->sink && !env && lg_cuda_attention_sink_supported(S, H, KVH, D, c->sink, c->window);
+}
+
 static int fwd_impl(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H, int KVH,
                     int D, const lg_attn *mask, cudaStream_t stream) {
     Calls c;
     split_mask(mask, S, &c);
+    const int nat = native_sink(&c, S, H, KVH, D);
     Shape s1 = {0, B, S, H, KVH, D, S, c.window, 0, 0}, s2 = {0, B, S, H, KVH, D, c.sink, 0, c.window, 0};
-    Plan *p1 = get_plan(&s1), *p2 = c.sink ? get_plan(&s2) : NULL;  // both planned before any output is touched
-    if (!p1 || (c.sink && !p2)) return LG_CUDNN_UNSUPPORTED;
+    Plan *p1 = get_plan(&s1), *p2 = c.sink && !nat ? get_plan(&s2) : NULL;  // planned before any output is touched
+    if (!p1 || (c.sink && !nat && !p2)) return LG_CUDNN_UNSUPPORTED;
     Scalars sc = {1.0f / sqrtf((float)D), -INFINITY, (float)c.window, 1.0f, (int32_t)-c.window};
     int64_t uids[16];
     void *pp[16];
@@ -698,7 +711,9 @@ static int fwd_impl(void *out, float *lse, const void *q, const void *k, const v
     uids[n] = UID_STATS, pp[n++] = lse;
     uids[n] = UID_SCALE, pp[n++] = &sc.scale;
     execute(p1, mask_pack(p1, &sc, n, uids, pp), uids, pp, stream);
-    if (c.sink) {
+    if (nat) {
+        lg_cuda_attention_sink_fwd(out, lse, q, k, v, B, S, H, KVH, D, c.sink, c.window, stream);
+    } else if (c.sink) {
         void *o2 = buf(BUF_O2, (size_t)B * S * H * D * 2);
         float *l2 = (float *)buf(BUF_L2, (size_t)B * H * S * 4);
         pp[3] = o2;
@@ -720,8 +735,9 @@ static int bwd_impl(void *dq, void *dk, void *dv, const void *dout, const void *
     const int old = cudnnGetVersion() <= 91500;  // cuDNN's own backward workaround for a partial last key tile
     Shape s1 = {1, B, S, H, KVH, D, S, c.window, 0, old && S % 128 != 0};
     Shape s2 = {1, B, S, H, KVH, D, c.sink, 0, c.window, old && c.sink % 128 != 0};
-    Plan *p1 = get_plan(&s1), *p2 = c.sink ? get_plan(&s2) : NULL;
-    if (!p1 || (c.sink && !p2)) return LG_CUDNN_UNSUPPORTED;
+    const int nat = native_sink(&c, S, H, KVH, D);
+    Plan *p1 = get_plan(&s1), *p2 = c.sink && !nat ? get_plan(&s2) : NULL;
+    if (!p1 || (c.sink && !nat && !p2)) return LG_CUDNN_UNSUPPORTED;
     Scalars sc = {1.0f / sqrtf((float)D), -INFINITY, (float)c.window, 1.0f, (int32_t)-c.window};
     void *dqacc = buf(BUF_DQACC, (size_t)B * H * S * D * 4), *ssum = buf(BUF_SSUM, (size_t)B * H * S * 4);
     int64_t uids[20];
@@ -741,7 +757,9 @@ static int bwd_impl(void *dq, void *dk, void *dv, const void *dout, const void *
     uids[n] = UID_SSUM, pp[n++] = ssum;
     uids[n] = UID_DQACC, pp[n++] = dqacc;
     execute(p1, mask_pack(p1, &sc, n, uids, pp), uids, pp, stream);
-    if (c.sink) {
+    if (nat) {
+        lg_cuda_attention_sink_bwd(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, D, c.sink, c.window, stream);
+    } else if (c.sink) {
         // call 2 with the merged O and L: its dQ into scratch (added to rows [window, S), the only rows that see a
         // sink key through it), its dK/dV (B, sink, KVH, D) added into the first `sink` key rows.
         void *dq2 = buf(BUF_O2, (size_t)B * S * H * D * 2);
@@ -875,7 +893,12 @@ extern "C" size_t lg_cuda_attention_cudnn_workspace_bytes(int B, int S, int H, i
     if (!split_mask(mask, S, &c)) return 0;
     const size_t b = (size_t)B, s = (size_t)S, h = (size_t)H, d = (size_t)D;
     size_t bytes = b * h * s * d * 4 + b * h * s * 4;  // dQ_accum, softmax_sum
-    if (c.sink) bytes += b * s * h * d * 2 + b * h * s * 4 + 2 * b * (size_t)c.sink * KVH * d * 2;
+    if (native_sink(&c, S, H, KVH, D)) {  // attention_sink.cuh's dK/dV partials: 32 query tiles per chunk
+        const size_t nch = ((size_t)(S + 63) / 64 - (size_t)c.window / 64 + 31) / 32;
+        bytes += b * h * nch * 2 * 64 * d * 4;
+    } else if (c.sink) {
+        bytes += b * s * h * d * 2 + b * h * s * 4 + 2 * b * (size_t)c.sink * KVH * d * 2;
+    }
     int64_t ws = -1;  // the largest planned workspace of this shape, if planned
     for (int i = 0; i < g_nplans; i++) {
         const Shape *k = &g_plans[i].key;
