@@ -1080,14 +1080,15 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wgp_kernel(bf16 *__restr
 #endif
 }
 
-// dK, dV, wgmma (deterministic). grid (key tiles, KVH, B); the loop and its order as attn_bwd_dkdv_kernel.
+// dK, dV, wgmma (deterministic). grid (KVH * key tiles, 1, B): CTA x takes (kvh, key tile) = korder[x], all
+// heads' key tiles longest query list first (see kv_order); the loop and its order as attn_bwd_dkdv_kernel.
 // smem: K, V, Q[2], dO[2] (swizzled), lse[2][64], delta[2][64]; dK/dV staged through Q[0..1] / dO[0..1].
 template <int D, bool PIPE>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
     const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse,
     const float *__restrict__ delta, int S, int H, int KVH, float scale, float scale_log2, MaskP m,
-    const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt) {
+    const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt, const int32_t *__restrict__ korder) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int TB = TILE * D, LDS = D + 8;
     extern __shared__ __align__(1024) unsigned char smem_wg[];
@@ -1095,8 +1096,8 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     float *sL = (float *)(sO + 2 * TB);  // [2][64] lse * log2 e
     float *sD = sL + 2 * TILE;           // [2][64] delta
 
-    const int kt = blockIdx.x;
-    const int kvh = blockIdx.y, b = blockIdx.z;
+    const int kt = korder[blockIdx.x] % nqt;
+    const int kvh = korder[blockIdx.x] / nqt, b = blockIdx.z;
     const int G = H / KVH;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
     const int k0 = kt * TILE;
@@ -1927,6 +1928,8 @@ typedef struct {
     int32_t *off2, *tiles2; // device: forward pair lists (key tiles of query pairs)
     int32_t *toff2, *tq2;   // device: transposed pair lists (query tiles of key pairs)
     int32_t *kpair;         // device: (nh, np, 2) the key tiles of each key pair (nqt: none), see build_pairs
+    int32_t *korder;        // device: (KVH * nqt) kvh * nqt + kt, longest list first (kv_order); for korder_kvh
+    int korder_kvh;
     unsigned long long last_use;
 } TileLists;
 
@@ -1964,6 +1967,7 @@ static void free_lists(TileLists *t) {
         cudaCheck(cudaFree(t->tq2));
         cudaCheck(cudaFree(t->kpair));
     }
+    if (t->korder) cudaCheck(cudaFree(t->korder));
     memset(t, 0, sizeof(*t));
 }
 
@@ -2132,6 +2136,51 @@ static void build_pairs(TileLists *t, const HostLists *hl) {
     t->kpair = upload_i32(hp.ksel, nsel);
     t->np = np;
     free_host_pairs(&hp);
+}
+
+// The dK/dV grid order over every (KV head, key tile): longest query list first (ties: ascending tile, then
+// head), i.e. longest-processing-time-first over the whole grid. Ordered per head only (the grid's x = key
+// tile), each head's long tiles started after all earlier heads' CTAs: the sink tile of SINK_WINDOW sees every
+// query tile (~2000 steps at 128K, ~11 ms for one CTA) and the strided tiles of BLOCK_SPARSE ~1000, so the last
+// heads' long tiles ran alone at the end of the kernel.
+static const int32_t *g_sort_len2;
+static int cmp_len2_desc(const void *x, const void *y) {
+    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
+    if (g_sort_len2[a] != g_sort_len2[b]) return g_sort_len2[a] > g_sort_len2[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+static const int32_t *kv_order(TileLists *t, int KVH) {
+    if (t->korder && t->korder_kvh == KVH) return t->korder;
+    if (t->korder) cudaCheck(cudaFree(t->korder));
+    const int nqt = t->nqt;
+    const int64_t n = (int64_t)KVH * nqt;
+    int32_t *toff = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)t->nh * (nqt + 1));
+    cudaCheck(cudaMemcpy(toff, t->toff, sizeof(int32_t) * (size_t)t->nh * (nqt + 1), cudaMemcpyDeviceToHost));
+    int32_t *len = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)n), *ord = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)n);
+    for (int h = 0; h < KVH; h++) {
+        const int lh = t->nh > 1 ? h : 0;
+        for (int kt = 0; kt < nqt; kt++) {
+            const int64_t e = (int64_t)h * nqt + kt;
+            len[e] = toff[(int64_t)lh * (nqt + 1) + kt + 1] - toff[(int64_t)lh * (nqt + 1) + kt];
+        }
+    }
+    // ties broken by tile before head: sort keys kt * KVH + h, mapped back to h * nqt + kt
+    int32_t *lenk = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        const int kt = (int)(i / KVH), h = (int)(i % KVH);
+        lenk[i] = len[(int64_t)h * nqt + kt];
+        ord[i] = (int32_t)i;
+    }
+    g_sort_len2 = lenk;
+    qsort(ord, (size_t)n, sizeof(int32_t), cmp_len2_desc);
+    for (int64_t i = 0; i < n; i++) ord[i] = (ord[i] % KVH) * nqt + ord[i] / KVH;
+    const char *e = getenv("LG_ATTN_KVORDER");  // 0: the previous per-head order (benchmarks only)
+    if (e && !strcmp(e, "0"))
+        for (int64_t i = 0; i < n; i++) ord[i] = (int32_t)i;
+    t->korder = upload_i32(ord, n);
+    t->korder_kvh = KVH;
+    free(toff), free(len), free(lenk), free(ord);
+    return t->korder;
 }
 
 // want_pairs: the v4 kernels run, which walk the pair lists (built once per cached mask).
@@ -2433,9 +2482,10 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
             cudaCheckLaunch("attn_bwd_dkdv_wg2_kernel");
         } else {
             auto dkdv = (flags & 2) ? attn_bwd_dkdv_wg_kernel<D, true> : attn_bwd_dkdv_wg_kernel<D, false>;
-            dkdv<<<gkv, NTHREADS, smem_dkdv_wg(D), stream>>>((bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k,
-                                                              (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H,
-                                                              KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt);
+            const int32_t *ko = kv_order((TileLists *)L, KVH);
+            dkdv<<<dim3(L->nqt * KVH, 1, B), NTHREADS, smem_dkdv_wg(D), stream>>>(
+                (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse,
+                delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt, ko);
             cudaCheckLaunch("attn_bwd_dkdv_wg_kernel");
         }
         if (v4q) {  // 128 queries per CTA
