@@ -2352,9 +2352,11 @@ static int wgmma_available(void) {
 // the pipelined forward measured 8-10% slower, the pipelined backward 1-2% faster (bench/results/attention.md).
 // v4, opt-in until measured: 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128
 // queries per CTA (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 1 has
-// no 128-row form and is ignored while bit 8 is set). LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant()
+// no 128-row form and is ignored while bit 8 is set); 64: v6 forward (attention_fwd_mc.cuh: clusters of two
+// 64-row CTAs sharing each K/V tile by TMA multicast; written, not yet run on a GPU; over bits 1 and 8).
+// LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant()
 // override the default.
-#define PIPE_MASK 63
+#define PIPE_MASK 127
 static int g_pipe = -1;
 static int pipe_flags(void) {
     if (g_pipe < 0) {
@@ -2386,6 +2388,8 @@ static void *workspace(int which, size_t bytes) {
     return g_ws[which];
 }
 
+#include "kernels/cuda/attention_fwd_mc.cuh"  // v6 forward (bit 64): clusters of 2 sharing K/V by TMA multicast
+
 template <int D, int MINB>
 static void launch_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H, int KVH,
                        const MaskP &m, const TileLists *L, cudaStream_t stream) {
@@ -2402,11 +2406,15 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
     check_args("attention_fwd", B, S, H, KVH, D, mask);
     set_smem_limits();
     const int wg = lg_cuda_attention_impl();
-    const TileLists *L = get_lists(mask, KVH, S, wg && (pipe_flags() & 8));
+    const TileLists *L = get_lists(mask, KVH, S, wg && (pipe_flags() & (8 | 64)));
     MaskP m = mask_params(mask, KVH);
     if (wg) {
         const float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
         dim3 grid(L->nqt, H, B);
+        if (pipe_flags() & 64) {  // v6: query-tile pairs in clusters of 2, K/V multicast (not yet measured)
+            launch_fwd_mc(out, lse, q, k, v, B, S, H, KVH, D, m, L, scale_log2, stream);
+            return;
+        }
         if (pipe_flags() & 8) {  // v4: 128 queries per CTA
             dim3 grid2(L->np, H, B);
             if (D == 128)

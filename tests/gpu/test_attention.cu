@@ -192,16 +192,21 @@ static int run_case(const Case *c) {
     float *v3l = (float *)xmalloc(4 * nl);
     int ok_all = 1;
     // cfg 0: wgmma, default variant (6); cfg 1: wgmma, the other variant of each kernel (1); cfg 2: v4 128-row
-    // kernels + split waits (62, v4's counterpart of 6); cfg 3: v4 plain (56); cfg 4, 5: mma.sync.
-    static const int variant[6] = {-1, 1, 8 | 16 | 32 | 2 | 4, 8 | 16 | 32, -1, -1};
-    for (int cfg = 0; cfg < 6; cfg++) {
-        const int det = cfg < 5, nrep = det ? 2 : 1;
-        lg_cuda_attention_set_impl(cfg < 4 ? 1 : 0);
+    // kernels + split waits (62, v4's counterpart of 6); cfg 3: v4 plain (56); cfg 4, 5: mma.sync; cfg 6 (only
+    // with LG_TEST_V6=1 until it has run on a GPU: a protocol fault there would hang, not fail): the v6 forward
+    // (64 | 6 = 70, clusters sharing K/V by TMA multicast) with v3's backward.
+    static const int variant[7] = {-1, 1, 8 | 16 | 32 | 2 | 4, 8 | 16 | 32, -1, -1, 64 | 2 | 4};
+    const char *v6 = getenv("LG_TEST_V6");
+    const int ncfg = v6 && !strcmp(v6, "1") ? 7 : 6;
+    for (int cfg = 0; cfg < ncfg; cfg++) {
+        const int det = cfg != 5, nrep = det ? 2 : 1;
+        lg_cuda_attention_set_impl(cfg < 4 || cfg == 6 ? 1 : 0);
         lg_cuda_attention_set_variant(variant[cfg]);
         lg_cuda_attention_tune(cfg == 4 ? 3 : 2);
         const char *cfg_name = cfg == 5   ? "mma fwd2+atomic"
                                : cfg == 4 ? "mma fwd3+det   "
                                : !lg_cuda_attention_impl() ? "(no sm_90a) det"
+                               : cfg == 6 ? "wgmma v6 70+det"
                                : cfg == 3 ? "wgmma v4 56+det"
                                : cfg == 2 ? "wgmma v4 62+det"
                                : cfg == 1 ? "wgmma var1+det " : "wgmma fwd+det  ";
@@ -243,7 +248,7 @@ static int run_case(const Case *c) {
         if (cfg == 0) {
             memcpy(v3o, ho, 2 * nq), memcpy(v3l, hl, 4 * nl), memcpy(v3q, go[0][0], 2 * nq);
             memcpy(v3k, go[0][1], 2 * nk), memcpy(v3v, go[0][2], 2 * nk);
-        } else if (cfg == 2 && lg_cuda_attention_impl()) {
+        } else if ((cfg == 2 || cfg == 6) && lg_cuda_attention_impl()) {
             int eq = !memcmp(v3o, ho, 2 * nq) && !memcmp(v3l, hl, 4 * nl) && !memcmp(v3q, go[0][0], 2 * nq) &&
                      !memcmp(v3k, go[0][1], 2 * nk) && !memcmp(v3v, go[0][2], 2 * nk);
             vs_v3 = eq ? "  =v3 bitwise" : "  !=v3 bitwise";
