@@ -113,6 +113,7 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(MC_THREADS, 2)
         load_tile_sw<D>(sQ, qg, ldq, q0, S);
         cp_async_commit();
     }
+    __syncwarp();       // barrier.cluster is .aligned: every warp converged
     mc_cluster_sync();  // both CTAs' barriers exist before any multicast or remote arrival
 
     if (warp == 4) {  // producer
@@ -129,6 +130,7 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(MC_THREADS, 2)
                     tma_load_mc(dst0 + s * TB + slab * (TILE * 64), map, kvh * D + slab * 64, row, &full[s], 3);
             }
         }
+        __syncwarp();  // lanes 1-31 wait for lane 0 before the (aligned) cluster barrier
     } else {  // consumer warpgroup: v3's forward body on the stage ring
         cp_async_wait_all();
         fence_async_smem();
