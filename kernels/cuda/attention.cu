@@ -92,6 +92,67 @@ static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 // An S/P tile held as C fragments s[nt][4] (n-tiles of 8 columns) is the A operand of the next product
 // with k = those columns: a = {s[2j][0..1], s[2j][2..3], s[2j+1][0..1], s[2j+1][2..3]} packed.
 
+// The products the mma.sync passes share (one warp, 16 rows; smem tiles with row stride D+8, or TILE+8 for dS^T).
+// s (16 x 64) = A (16 x D: rows at a, which already holds this lane's ldsm_x4 offset) * T^T, T a 64 x D tile.
+template <int D>
+static __device__ __forceinline__ void mma_rows_tileT(float s[8][4], const bf16 *a, const bf16 *T) {
+    constexpr int LDS = D + 8;
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) {
+        uint32_t af[4];
+        ldsm_x4(af, a + kk * 16);
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t bb[4];
+            ldsm_x4(bb, T + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
+            mma16816(s[2 * np], af, bb[0], bb[1]);
+            mma16816(s[2 * np + 1], af, bb[2], bb[3]);
+        }
+    }
+}
+// acc (16 x D) += P (16 x 64, C fragments, rounded to bf16) * T, T a 64 x D tile.
+template <int D>
+static __device__ __forceinline__ void mma_frag_tile(float acc[][4], const float p[8][4], const bf16 *T) {
+    constexpr int LDS = D + 8;
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) {
+        uint32_t a[4] = {pack_bf16(p[2 * kc][0], p[2 * kc][1]), pack_bf16(p[2 * kc][2], p[2 * kc][3]),
+                         pack_bf16(p[2 * kc + 1][0], p[2 * kc + 1][1]), pack_bf16(p[2 * kc + 1][2], p[2 * kc + 1][3])};
+#pragma unroll
+        for (int dp = 0; dp < D / 16; dp++) {
+            uint32_t bb[4];
+            ldsm_x4_t(bb, T + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
+            mma16816(acc[2 * dp], a, bb[0], bb[1]);
+            mma16816(acc[2 * dp + 1], a, bb[2], bb[3]);
+        }
+    }
+}
+// qa (16 queries of warp w x 64 columns half*64..) = dS K, dS read transposed from sS [64 keys][TILE+8] (dS^T)
+// and K the 64 x D key tile.
+template <int D>
+static __device__ __forceinline__ void mma_dsT_tile(float qa[8][4], const bf16 *sS, const bf16 *K, int half) {
+    constexpr int LDS = D + 8;
+    const int lane = threadIdx.x & 31, warp = (threadIdx.x >> 5) & 3;
+#pragma unroll
+    for (int x = 0; x < 8; x++) qa[x][0] = qa[x][1] = qa[x][2] = qa[x][3] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) {
+        uint32_t a[4];
+        ldsm_x4_t(a, sS + (kc * 16 + (lane & 7) + ((lane >> 4) << 3)) * (TILE + 8) + warp * 16 + ((lane >> 3) & 1) * 8);
+#pragma unroll
+        for (int np = 0; np < 4; np++) {
+            uint32_t bb[4];
+            ldsm_x4_t(bb, K + (kc * 16 + (lane & 15)) * LDS + half * 64 + np * 16 + (lane >> 4) * 8);
+            mma16816(qa[2 * np], a, bb[0], bb[1]);
+            mma16816(qa[2 * np + 1], a, bb[2], bb[3]);
+        }
+    }
+}
+
 // Loads a 64 x D bf16 tile (rows row0.. of a tensor whose rows are ld elements apart) into smem with
 // row stride D+8 (the 16-byte pad makes the 8 row addresses of an ldmatrix hit 8 different bank groups).
 template <int D>
@@ -401,20 +462,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
 
         // S^T (16 keys x 64 queries)
         float s[8][4];
-#pragma unroll
-        for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            ldsm_x4(a, aK + kk * 16);
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t bb[4];
-                ldsm_x4(bb, cQ + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-                mma16816(s[2 * np], a, bb[0], bb[1]);
-                mma16816(s[2 * np + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_rows_tileT<D>(s, aK, cQ);
         // P^T
         const bool need = tile_needs_mask(m, q0, k0, S);
 #pragma unroll
@@ -430,34 +478,10 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
                 s[x][c] = p;
             }
         // dV += P^T dO
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-            uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]), pack_bf16(s[2 * kc][2], s[2 * kc][3]),
-                             pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-            for (int dp = 0; dp < D / 16; dp++) {
-                uint32_t bb[4];
-                ldsm_x4_t(bb, cO + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
-                mma16816(dva[2 * dp], a, bb[0], bb[1]);
-                mma16816(dva[2 * dp + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_frag_tile<D>(dva, s, cO);
         // dP^T (16 keys x 64 queries) = V dO^T
         float dp_[8][4];
-#pragma unroll
-        for (int x = 0; x < 8; x++) dp_[x][0] = dp_[x][1] = dp_[x][2] = dp_[x][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            ldsm_x4(a, aV + kk * 16);
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t bb[4];
-                ldsm_x4(bb, cO + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-                mma16816(dp_[2 * np], a, bb[0], bb[1]);
-                mma16816(dp_[2 * np + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_rows_tileT<D>(dp_, aV, cO);
         // dS^T = P^T (dP^T - delta)
 #pragma unroll
         for (int x = 0; x < 8; x++)
@@ -471,19 +495,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
             }
         }
         // dK += dS^T Q
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-            uint32_t a[4] = {pack_bf16(dp_[2 * kc][0], dp_[2 * kc][1]), pack_bf16(dp_[2 * kc][2], dp_[2 * kc][3]),
-                             pack_bf16(dp_[2 * kc + 1][0], dp_[2 * kc + 1][1]),
-                             pack_bf16(dp_[2 * kc + 1][2], dp_[2 * kc + 1][3])};
-#pragma unroll
-            for (int dq = 0; dq < D / 16; dq++) {
-                uint32_t bb[4];
-                ldsm_x4_t(bb, cQ + (kc * 16 + (lane & 15)) * LDS + dq * 16 + (lane >> 4) * 8);
-                mma16816(dka[2 * dq], a, bb[0], bb[1]);
-                mma16816(dka[2 * dq + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_frag_tile<D>(dka, dp_, cQ);
         if (ATOMIC) {
             // dQ (64 queries x D) += dS (queries x keys, = sS transposed) K; warp w: queries 16w..16w+15, D in
             // halves of 64 columns to bound registers; fp32 float2 atomics (unordered: not deterministic).
@@ -493,21 +505,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
 #pragma unroll
             for (int half = 0; half < D / 64; half++) {
                 float qa[8][4];
-#pragma unroll
-                for (int x = 0; x < 8; x++) qa[x][0] = qa[x][1] = qa[x][2] = qa[x][3] = 0.f;
-#pragma unroll
-                for (int kc = 0; kc < 4; kc++) {
-                    uint32_t a[4];  // A = dS[query][key] from sS[key][query]: transposed ldmatrix
-                    ldsm_x4_t(a, sS + (kc * 16 + (lane & 7) + ((lane >> 4) << 3)) * (TILE + 8) + warp * 16 +
-                                     ((lane >> 3) & 1) * 8);
-#pragma unroll
-                    for (int np = 0; np < 4; np++) {
-                        uint32_t bb[4];
-                        ldsm_x4_t(bb, sK + (kc * 16 + (lane & 15)) * LDS + half * 64 + np * 16 + (lane >> 4) * 8);
-                        mma16816(qa[2 * np], a, bb[0], bb[1]);
-                        mma16816(qa[2 * np + 1], a, bb[2], bb[3]);
-                    }
-                }
+                mma_dsT_tile<D>(qa, sS, sK, half);
 #pragma unroll
                 for (int r = 0; r < 2; r++) {
                     int row = q0 + warp * 16 + g + r * 8;
@@ -785,6 +783,73 @@ static __device__ __forceinline__ void frag_a(uint32_t a[4], const float *s, int
 }
 #endif
 
+#ifdef LG_HAVE_WGMMA_CODE
+// One key tile of the wgmma forward for one warpgroup's 64 query rows (v3's loop body; v4 and v6 run the
+// same code on their shared tiles): S = Q K^T, the mask, the online softmax (running max mrow and sum lrow of
+// this thread's two rows), O (acc) += P V. warp: the warp within the warpgroup; g, t4: lane / 4, lane % 4.
+template <int D>
+static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], float lrow[2], const bf16 *sQ,
+                                                   const bf16 *cK, const bf16 *cV, const MaskP &m, int q0, int k0,
+                                                   int S, int kvh, float scale_log2, int warp, int g, int t4) {
+    float s[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = 0.f;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
+    wg_commit();
+    wg_wait0();
+    reg_fence<32>(s);
+
+    const bool need = tile_needs_mask(m, q0, k0, S);
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            float x = s[4 * i + c] * scale_log2;
+            if (need) {
+                int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
+                if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
+            }
+            s[4 * i + c] = x;
+        }
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float mx = mrow[r];
+#pragma unroll
+        for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
+        const float corr = exp2f(mrow[r] - base);
+        mrow[r] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
+            s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
+            sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
+        }
+        lrow[r] = lrow[r] * corr + sum;
+#pragma unroll
+        for (int i = 0; i < D / 8; i++) {
+            acc[4 * i + 2 * r] *= corr;
+            acc[4 * i + 2 * r + 1] *= corr;
+        }
+    }
+    // O += P V
+    uint32_t pa[4][4];
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
+    wg_commit();
+    wg_wait0();
+    reg_fence<D / 2>(acc);
+}
+#endif
+
 // forward, wgmma. smem: Q, K[2], V[2] (swizzled); O is staged through K[0..1] (padded) at the end.
 template <int D>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wg_kernel(bf16 *__restrict__ out, float *__restrict__ lse,
@@ -834,64 +899,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wg_kernel(bf16 *__restri
             cp_async_commit();
         }
         const bf16 *cK = sK + buf * TB, *cV = sV + buf * TB;
-        const int k0 = lst[j] * TILE;
-
-        float s[32];
-#pragma unroll
-        for (int i = 0; i < 32; i++) s[i] = 0.f;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
-        wg_commit();
-        wg_wait0();
-        reg_fence<32>(s);
-
-        const bool need = tile_needs_mask(m, q0, k0, S);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                float x = s[4 * i + c] * scale_log2;
-                if (need) {
-                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
-                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
-                }
-                s[4 * i + c] = x;
-            }
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float mx = mrow[r];
-#pragma unroll
-            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
-            const float corr = exp2f(mrow[r] - base);
-            mrow[r] = mx;
-            float sum = 0.f;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
-                s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
-                sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
-            }
-            lrow[r] = lrow[r] * corr + sum;
-#pragma unroll
-            for (int i = 0; i < D / 8; i++) {
-                acc[4 * i + 2 * r] *= corr;
-                acc[4 * i + 2 * r + 1] *= corr;
-            }
-        }
-        // O += P V
-        uint32_t pa[4][4];
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
-        wg_commit();
-        wg_wait0();
-        reg_fence<D / 2>(acc);
+        wg_fwd_tile<D>(acc, mrow, lrow, sQ, cK, cV, m, q0, lst[j] * TILE, S, kvh, scale_log2, warp, g, t4);
     }
     cp_async_wait_all();  // n == 0: the Q load is still in flight
 
@@ -1504,63 +1512,7 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_fwd_wg2_kernel(bf16 *__re
         cp_async_commit();  // always one group per iteration (possibly empty): the wait count stays exact
         if (!((e >> wg) & 1)) continue;  // this warpgroup's tile does not see key tile e>>2
         const bf16 *cK = sK + (j % ST) * TB, *cV = sV + (j % ST) * TB;
-        const int k0 = (e >> 2) * TILE;
-
-        float s[32];
-#pragma unroll
-        for (int i = 0; i < 32; i++) s[i] = 0.f;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myQ, kk), desc_kmaj(cK, kk), kk > 0);
-        wg_commit();
-        wg_wait0();
-        reg_fence<32>(s);
-
-        const bool need = tile_needs_mask(m, q0, k0, S);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                float x = s[4 * i + c] * scale_log2;
-                if (need) {
-                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
-                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
-                }
-                s[4 * i + c] = x;
-            }
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float mx = mrow[r];
-#pragma unroll
-            for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-            const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
-            const float corr = exp2f(mrow[r] - base);
-            mrow[r] = mx;
-            float sum = 0.f;
-#pragma unroll
-            for (int i = 0; i < 8; i++) {
-                s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
-                s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
-                sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
-            }
-            lrow[r] = lrow[r] * corr + sum;
-#pragma unroll
-            for (int i = 0; i < D / 8; i++) {
-                acc[4 * i + 2 * r] *= corr;
-                acc[4 * i + 2 * r + 1] *= corr;
-            }
-        }
-        uint32_t pa[4][4];
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
-        wg_commit();
-        wg_wait0();
-        reg_fence<D / 2>(acc);
+        wg_fwd_tile<D>(acc, mrow, lrow, myQ, cK, cV, m, q0, (e >> 2) * TILE, S, kvh, scale_log2, warp, g, t4);
     }
     cp_async_wait_all();  // the trailing (empty or, for n == 0, Q) groups
 

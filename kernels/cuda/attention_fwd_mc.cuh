@@ -131,7 +131,7 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(MC_THREADS, 2)
             }
         }
         __syncwarp();  // lanes 1-31 wait for lane 0 before the (aligned) cluster barrier
-    } else {  // consumer warpgroup: v3's forward body on the stage ring
+    } else {  // consumer warpgroup: v3's forward body (wg_fwd_tile) on the stage ring
         cp_async_wait_all();
         fence_async_smem();
         mc_bar_consumers();  // Q landed for the whole warpgroup
@@ -145,63 +145,8 @@ __global__ void __cluster_dims__(2, 1, 1) __launch_bounds__(MC_THREADS, 2)
             const int s = j % ST, e = lst[j];
             mbar_wait(&full[s], (uint32_t)((j / ST) & 1));
             if (((e >> rank) & 1) && q0 < S) {
-                const bf16 *cK = sK + s * TB, *cV = sV + s * TB;
-                const int k0 = (e >> 2) * TILE;
-                float sc[32];
-#pragma unroll
-                for (int i = 0; i < 32; i++) sc[i] = 0.f;
-                wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(sc, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
-                wg_commit();
-                wg_wait0();
-                reg_fence<32>(sc);
-
-                const bool need = tile_needs_mask(m, q0, k0, S);
-#pragma unroll
-                for (int i = 0; i < 8; i++)
-#pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        float x = sc[4 * i + c] * scale_log2;
-                        if (need) {
-                            int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
-                            if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
-                        }
-                        sc[4 * i + c] = x;
-                    }
-#pragma unroll
-                for (int r = 0; r < 2; r++) {
-                    float mx = mrow[r];
-#pragma unroll
-                    for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(sc[4 * i + 2 * r], sc[4 * i + 2 * r + 1]));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                    const float base = mx == -INFINITY ? 0.f : mx;
-                    const float corr = exp2f(mrow[r] - base);
-                    mrow[r] = mx;
-                    float sum = 0.f;
-#pragma unroll
-                    for (int i = 0; i < 8; i++) {
-                        sc[4 * i + 2 * r] = exp2f(sc[4 * i + 2 * r] - base);
-                        sc[4 * i + 2 * r + 1] = exp2f(sc[4 * i + 2 * r + 1] - base);
-                        sum += sc[4 * i + 2 * r] + sc[4 * i + 2 * r + 1];
-                    }
-                    lrow[r] = lrow[r] * corr + sum;
-#pragma unroll
-                    for (int i = 0; i < D / 8; i++) {
-                        acc[4 * i + 2 * r] *= corr;
-                        acc[4 * i + 2 * r + 1] *= corr;
-                    }
-                }
-                uint32_t pa[4][4];
-#pragma unroll
-                for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], sc, kc);
-                wg_fence();
-#pragma unroll
-                for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
-                wg_commit();
-                wg_wait0();
-                reg_fence<D / 2>(acc);
+                wg_fwd_tile<D>(acc, mrow, lrow, sQ, sK + s * TB, sV + s * TB, m, q0, (e >> 2) * TILE, S, kvh,
+                               scale_log2, warp, g, t4);
             }
             __syncwarp();
             if (lane == 0) {  // this warp is done with stage s, in both CTAs' rings

@@ -37,20 +37,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_fwd_kernel(bf16 *__restric
 
     // S (16 queries of this warp x 64 keys)
     float s[8][4];
-#pragma unroll
-    for (int i = 0; i < 8; i++) s[i][0] = s[i][1] = s[i][2] = s[i][3] = 0.f;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; kk++) {
-        uint32_t a[4];
-        ldsm_x4(a, sQ + (warp * 16 + (lane & 15)) * LDS + kk * 16 + (lane >> 4) * 8);
-#pragma unroll
-        for (int np = 0; np < 4; np++) {
-            uint32_t bb[4];
-            ldsm_x4(bb, sK + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-            mma16816(s[2 * np], a, bb[0], bb[1]);
-            mma16816(s[2 * np + 1], a, bb[2], bb[3]);
-        }
-    }
+    mma_rows_tileT<D>(s, sQ + (warp * 16 + (lane & 15)) * LDS + (lane >> 4) * 8, sK);
     // softmax over the visible sink keys (one tile: no running rescale)
     float mx[2], l[2];
 #pragma unroll
@@ -86,18 +73,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_fwd_kernel(bf16 *__restric
     float acc[D / 8][4];
 #pragma unroll
     for (int i = 0; i < D / 8; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-#pragma unroll
-    for (int kc = 0; kc < 4; kc++) {
-        uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]), pack_bf16(s[2 * kc][2], s[2 * kc][3]),
-                         pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-        for (int dp = 0; dp < D / 16; dp++) {
-            uint32_t bb[4];
-            ldsm_x4_t(bb, sV + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
-            mma16816(acc[2 * dp], a, bb[0], bb[1]);
-            mma16816(acc[2 * dp + 1], a, bb[2], bb[3]);
-        }
-    }
+    mma_frag_tile<D>(acc, s, sV);
     // merge into this warp's 16 rows of the out tile (each lane owns its elements), then write them back
     float *lrow = lse + ((int64_t)b * H + h) * S;
     float L1[2], w1[2], w2[2], L[2];
@@ -223,20 +199,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_bwd_kernel(
         }
         // S^T (16 keys x 64 queries)
         float s[8][4];
-#pragma unroll
-        for (int x = 0; x < 8; x++) s[x][0] = s[x][1] = s[x][2] = s[x][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            ldsm_x4(a, aK + kk * 16);
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t bb[4];
-                ldsm_x4(bb, cQ + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-                mma16816(s[2 * np], a, bb[0], bb[1]);
-                mma16816(s[2 * np + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_rows_tileT<D>(s, aK, cQ);
         // P^T: visible iff key < sink and query - key >= W (query < S)
 #pragma unroll
         for (int x = 0; x < 8; x++)
@@ -247,34 +210,10 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_bwd_kernel(
                 s[x][c] = (qq < S && key < sink && qq - key >= W) ? p : 0.f;
             }
         // dV += P^T dO
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-            uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]), pack_bf16(s[2 * kc][2], s[2 * kc][3]),
-                             pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-            for (int dp = 0; dp < D / 16; dp++) {
-                uint32_t bb[4];
-                ldsm_x4_t(bb, cO + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
-                mma16816(dva[2 * dp], a, bb[0], bb[1]);
-                mma16816(dva[2 * dp + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_frag_tile<D>(dva, s, cO);
         // dP^T = V dO^T
         float dp_[8][4];
-#pragma unroll
-        for (int x = 0; x < 8; x++) dp_[x][0] = dp_[x][1] = dp_[x][2] = dp_[x][3] = 0.f;
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            uint32_t a[4];
-            ldsm_x4(a, aV + kk * 16);
-#pragma unroll
-            for (int np = 0; np < 4; np++) {
-                uint32_t bb[4];
-                ldsm_x4(bb, cO + (np * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDS + kk * 16 + ((lane >> 3) & 1) * 8);
-                mma16816(dp_[2 * np], a, bb[0], bb[1]);
-                mma16816(dp_[2 * np + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_rows_tileT<D>(dp_, aV, cO);
         __syncthreads();  // delta (cD) written by all
         // dS^T = P^T (dP^T - delta), to smem for the dQ product
 #pragma unroll
@@ -285,38 +224,13 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_bwd_kernel(
             *(uint32_t *)(sS + (key_r0 + 8) * LDSS + x * 8 + t4 * 2) = pack_bf16(dp_[x][2], dp_[x][3]);
         }
         // dK += dS^T Q
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-            uint32_t a[4] = {pack_bf16(dp_[2 * kc][0], dp_[2 * kc][1]), pack_bf16(dp_[2 * kc][2], dp_[2 * kc][3]),
-                             pack_bf16(dp_[2 * kc + 1][0], dp_[2 * kc + 1][1]),
-                             pack_bf16(dp_[2 * kc + 1][2], dp_[2 * kc + 1][3])};
-#pragma unroll
-            for (int dd = 0; dd < D / 16; dd++) {
-                uint32_t bb[4];
-                ldsm_x4_t(bb, cQ + (kc * 16 + (lane & 15)) * LDS + dd * 16 + (lane >> 4) * 8);
-                mma16816(dka[2 * dd], a, bb[0], bb[1]);
-                mma16816(dka[2 * dd + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_frag_tile<D>(dka, dp_, cQ);
         __syncthreads();  // sS complete
         // dq rows of this warp (queries 16w..) += scale * dS K, in halves of 64 columns, in the smem copy
 #pragma unroll
         for (int half = 0; half < D / 64; half++) {
             float qa[8][4];
-#pragma unroll
-            for (int x = 0; x < 8; x++) qa[x][0] = qa[x][1] = qa[x][2] = qa[x][3] = 0.f;
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) {
-                uint32_t a[4];  // A = dS[query][key] from sS[key][query]: transposed ldmatrix
-                ldsm_x4_t(a, sS + (kc * 16 + (lane & 7) + ((lane >> 4) << 3)) * LDSS + warp * 16 + ((lane >> 3) & 1) * 8);
-#pragma unroll
-                for (int np = 0; np < 4; np++) {
-                    uint32_t bb[4];
-                    ldsm_x4_t(bb, sK + (kc * 16 + (lane & 15)) * LDS + half * 64 + np * 16 + (lane >> 4) * 8);
-                    mma16816(qa[2 * np], a, bb[0], bb[1]);
-                    mma16816(qa[2 * np + 1], a, bb[2], bb[3]);
-                }
-            }
+            mma_dsT_tile<D>(qa, sS, sK, half);
             bf16 *st = cDQ + (warp * 16 + g) * LDS + half * 64 + t4 * 2;
 #pragma unroll
             for (int x = 0; x < 8; x++)
