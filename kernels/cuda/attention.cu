@@ -2095,12 +2095,6 @@ static void build_pairs(TileLists *t, const HostLists *hl) {
 // tile), each head's long tiles started after all earlier heads' CTAs: the sink tile of SINK_WINDOW sees every
 // query tile (~2000 steps at 128K, ~11 ms for one CTA) and the strided tiles of BLOCK_SPARSE ~1000, so the last
 // heads' long tiles ran alone at the end of the kernel.
-static const int32_t *g_sort_len2;
-static int cmp_len2_desc(const void *x, const void *y) {
-    int32_t a = *(const int32_t *)x, b = *(const int32_t *)y;
-    if (g_sort_len2[a] != g_sort_len2[b]) return g_sort_len2[a] > g_sort_len2[b] ? -1 : 1;
-    return a < b ? -1 : a > b;
-}
 static const int32_t *kv_order(TileLists *t, int KVH) {
     if (t->korder && t->korder_kvh == KVH) return t->korder;
     if (t->korder) cudaCheck(cudaFree(t->korder));
@@ -2123,8 +2117,8 @@ static const int32_t *kv_order(TileLists *t, int KVH) {
         lenk[i] = len[(int64_t)h * nqt + kt];
         ord[i] = (int32_t)i;
     }
-    g_sort_len2 = lenk;
-    qsort(ord, (size_t)n, sizeof(int32_t), cmp_len2_desc);
+    g_sort_len = lenk;  // cmp_len_desc: longest first, ties by ascending key
+    qsort(ord, (size_t)n, sizeof(int32_t), cmp_len_desc);
     for (int64_t i = 0; i < n; i++) ord[i] = (ord[i] % KVH) * nqt + ord[i] / KVH;
     const char *e = getenv("LG_ATTN_KVORDER");  // 0: the previous per-head order (benchmarks only)
     if (e && !strcmp(e, "0"))
