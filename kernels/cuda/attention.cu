@@ -55,6 +55,15 @@ static __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, 
                  "r"(valid ? 16 : 0)
                  : "memory");
 }
+// 2^x on the MUFU unit, one instruction. exp2f() adds a range test and two predicated multiplies per call
+// (to return denormal results for x < -126), a quarter of the forward's instructions in the profile
+// (bench/results/attention.md, session 4). Our arguments are <= 0 (scores minus a running max or the lse):
+// flushing results below 2^-126 to 0 changes nothing a bf16 P or an fp32 row sum can hold.
+static __device__ __forceinline__ float ex2f(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
 static __device__ __forceinline__ void cp_async_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 static __device__ __forceinline__ void cp_async_wait_all(void) { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
 
@@ -287,13 +296,13 @@ __global__ void __launch_bounds__(NTHREADS, MINB) attn_fwd_kernel(bf16 *__restri
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
-            const float corr = exp2f(mrow[r] - base);
+            const float corr = ex2f(mrow[r] - base);
             mrow[r] = mx;
             float sum = 0.f;
 #pragma unroll
             for (int i = 0; i < 8; i++) {
-                s[i][2 * r] = exp2f(s[i][2 * r] - base);
-                s[i][2 * r + 1] = exp2f(s[i][2 * r + 1] - base);
+                s[i][2 * r] = ex2f(s[i][2 * r] - base);
+                s[i][2 * r + 1] = ex2f(s[i][2 * r + 1] - base);
                 sum += s[i][2 * r] + s[i][2 * r + 1];
             }
             lrow[r] = lrow[r] * corr + sum;
@@ -470,7 +479,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 int qi = x * 8 + t4 * 2 + (c & 1);
-                float p = exp2f(s[x][c] * scale_log2 - cL[qi]);
+                float p = ex2f(s[x][c] * scale_log2 - cL[qi]);
                 if (need) {
                     int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
                     if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
@@ -643,7 +652,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dq_kernel(
         for (int x = 0; x < 8; x++)
 #pragma unroll
             for (int c = 0; c < 4; c++) {
-                float p = exp2f(s[x][c] * scale_log2 - lr[c >> 1]);
+                float p = ex2f(s[x][c] * scale_log2 - lr[c >> 1]);
                 if (need) {
                     int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
                     if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
@@ -691,10 +700,17 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dq_kernel(
 //   tiles of 64 rows x D bf16 in the 128-byte swizzle layout (below); K-major operands (Q, K, V, dO as the
 //   second factor of Q K^T, dO V^T, K Q^T, V dO^T) and N-major ones (V, K, dO, Q as the second factor of
 //   P V, dS K, P^T dO, dS^T Q, which the instruction transposes: bf16 allows it).
-// Loads stay cp.async (every thread), double-buffered, one tile ahead; two CTAs per SM overlap one CTA's
-// softmax with the other's MMAs. Bit-for-bit deterministic: the same fixed loop orders as the mma.sync path.
+// Loads are cp.async (every thread), double-buffered, one tile ahead, except the v7 forward's K/V tiles (TMA,
+// attention_tma.cuh); two CTAs per SM overlap one CTA's softmax with the other's MMAs. Bit-for-bit deterministic: the same fixed loop orders as the mma.sync path.
 #if !defined(__CUDA_ARCH__) || defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define LG_HAVE_WGMMA_CODE 1
+#endif
+#ifdef LG_HAVE_WGMMA_CODE
+// 4-byte async copy global -> shared; valid == 0 writes 0.0f
+static __device__ __forceinline__ void cp_async4(void *smem, const void *gmem, int valid) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(valid ? 4 : 0)
+                 : "memory");
+}
 #endif
 
 // 64 x D tile in the 128-byte swizzle layout: D/64 slabs of 64 rows x 128 bytes (8 KB apart, 1024-aligned);
@@ -801,40 +817,51 @@ static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], fl
     wg_wait0();
     reg_fence<32>(s);
 
+    // The mask on the raw scores; the max is taken before scaling (scale > 0: the same element wins) so that
+    // P = 2^(s * scale_log2 - base) is one FFMA and one MUFU per element.
     const bool need = tile_needs_mask(m, q0, k0, S);
+    if (need) {
 #pragma unroll
-    for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 8; i++)
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            float x = s[4 * i + c] * scale_log2;
-            if (need) {
+            for (int c = 0; c < 4; c++) {
                 int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
-                if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x = -INFINITY;
+                if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * i + c] = -INFINITY;
             }
-            s[4 * i + c] = x;
-        }
+    }
+    float corr[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
-        float mx = mrow[r];
+        float mx = -INFINITY;
 #pragma unroll
         for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-        const float base = mx == -INFINITY ? 0.f : mx;  // a row with nothing visible yet stays at 0
-        const float corr = exp2f(mrow[r] - base);
-        mrow[r] = mx;
+        mx *= scale_log2;
+        // The running base (mrow, log2 units) moves only when the row max passes it by more than 8: P stays
+        // <= 2^8 (exact in fp32 sums, bf16's relative precision at any magnitude), and O is rescaled only on
+        // the rare steps where some row's base moved (first tiles), not on every step. The result is exact
+        // either way: O and l are both relative to the same base; lse = base * ln 2 + ln l.
+        const float nb = mx > mrow[r] + 8.f ? mx : mrow[r];  // mrow = -inf: any visible max moves it
+        const float base = nb == -INFINITY ? 0.f : nb;       // a row with nothing visible yet stays at 0
+        corr[r] = ex2f(mrow[r] - base);                      // 1 exactly when the base stayed
+        mrow[r] = nb;
         float sum = 0.f;
 #pragma unroll
         for (int i = 0; i < 8; i++) {
-            s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
-            s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
+            s[4 * i + 2 * r] = ex2f(fmaf(s[4 * i + 2 * r], scale_log2, -base));
+            s[4 * i + 2 * r + 1] = ex2f(fmaf(s[4 * i + 2 * r + 1], scale_log2, -base));
             sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
         }
-        lrow[r] = lrow[r] * corr + sum;
+        lrow[r] = lrow[r] * corr[r] + sum;
+    }
+    if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
 #pragma unroll
         for (int i = 0; i < D / 8; i++) {
-            acc[4 * i + 2 * r] *= corr;
-            acc[4 * i + 2 * r + 1] *= corr;
+            acc[4 * i] *= corr[0];
+            acc[4 * i + 1] *= corr[0];
+            acc[4 * i + 2] *= corr[1];
+            acc[4 * i + 3] *= corr[1];
         }
     }
     // O += P V
@@ -1024,13 +1051,13 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wgp_kernel(bf16 *__restr
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             const float base = mx == -INFINITY ? 0.f : mx;
-            corr[r] = exp2f(mrow[r] - base);
+            corr[r] = ex2f(mrow[r] - base);
             mrow[r] = mx;
             float sum = 0.f;
 #pragma unroll
             for (int i = 0; i < 8; i++) {
-                s[4 * i + 2 * r] = exp2f(s[4 * i + 2 * r] - base);
-                s[4 * i + 2 * r + 1] = exp2f(s[4 * i + 2 * r + 1] - base);
+                s[4 * i + 2 * r] = ex2f(s[4 * i + 2 * r] - base);
+                s[4 * i + 2 * r + 1] = ex2f(s[4 * i + 2 * r + 1] - base);
                 sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
             }
             lrow[r] = lrow[r] * corr[r] + sum;
@@ -1094,7 +1121,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wgp_kernel(bf16 *__restr
 template <int D, bool PIPE>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
-    const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse,
+    const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse2,
     const float *__restrict__ delta, int S, int H, int KVH, float scale, float scale_log2, MaskP m,
     const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt, const int32_t *__restrict__ korder) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -1124,11 +1151,11 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
         const bf16 *og_ = dout + ((int64_t)b * S * H + hq_) * D;                                     \
         load_tile_sw<D>(sQ + (buf) * TB, qg_, ldq, qt_ * TILE, S);                                   \
         load_tile_sw<D>(sO + (buf) * TB, og_, ldq, qt_ * TILE, S);                                   \
-        cp_async_commit();                                                                           \
         int t_ = threadIdx.x & 63, row_ = qt_ * TILE + t_;                                           \
-        int64_t at_ = ((int64_t)b * H + hq_) * S + row_;                                             \
-        if (threadIdx.x < 64) sL[(buf) * TILE + t_] = row_ < S ? lse[at_] * LOG2E : 0.f;             \
-        else sD[(buf) * TILE + t_] = row_ < S ? delta[at_] : 0.f;                                    \
+        int64_t at_ = row_ < S ? ((int64_t)b * H + hq_) * S + row_ : 0;                              \
+        if (threadIdx.x < 64) cp_async4(sL + (buf) * TILE + t_, lse2 + at_, row_ < S);               \
+        else cp_async4(sD + (buf) * TILE + t_, delta + at_, row_ < S);                               \
+        cp_async_commit();                                                                           \
     } while (0)
 
     load_tile_sw<D>(sK, kg, ldk, k0, S);
@@ -1172,7 +1199,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
                     int qi = x * 8 + t4 * 2 + (c & 1);
-                    float p = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    float p = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
                     if (need) {
                         int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
                         if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
@@ -1212,7 +1239,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
                     int qi = x * 8 + t4 * 2 + (c & 1);
-                    float p = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    float p = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
                     if (need) {
                         int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
                         if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
@@ -1338,7 +1365,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
         for (int x = 0; x < 8; x++)
 #pragma unroll
             for (int c = 0; c < 4; c++) {
-                float p = exp2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
+                float p = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
                 if (need) {
                     int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
                     if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) p = 0.f;
@@ -1412,13 +1439,6 @@ static __device__ __forceinline__ void load_tile_swt(bf16 *sm, const bf16 *g, in
         cp_async16((unsigned char *)sm + (ch >> 3) * 8192 + r * 128 + (((ch & 7) ^ (r & 7)) << 4), src, valid);
     }
 }
-#ifdef LG_HAVE_WGMMA_CODE
-// 4-byte async copy global -> shared; valid == 0 writes 0.0f
-static __device__ __forceinline__ void cp_async4(void *smem, const void *gmem, int valid) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(valid ? 4 : 0)
-                 : "memory");
-}
-#endif
 // wait until at most N of this thread's committed groups are pending
 template <int N>
 static __device__ __forceinline__ void cp_async_wait(void) {
@@ -1644,7 +1664,7 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
                     int qi = x * 8 + t4 * 2 + (c & 1);
-                    float pv = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    float pv = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
                     if (need) {
                         int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
                         if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
@@ -1682,7 +1702,7 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
 #pragma unroll
                 for (int c = 0; c < 4; c++) {
                     int qi = x * 8 + t4 * 2 + (c & 1);
-                    float pv = exp2f(s[4 * x + c] * scale_log2 - cL[qi]);
+                    float pv = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
                     if (need) {
                         int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
                         if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
@@ -1815,7 +1835,7 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dq_wg2_kernel(
         for (int x = 0; x < 8; x++)
 #pragma unroll
             for (int c = 0; c < 4; c++) {
-                float pv = exp2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
+                float pv = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
                 if (need) {
                     int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
                     if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
@@ -2294,24 +2314,24 @@ static int wgmma_available(void) {
     return avail;
 }
 
-// wgmma variants (bit flags): 1 pipelined forward, 2 pipelined dK/dV, 4 pipelined dQ. Default 6: on the H100
-// the pipelined forward measured 8-10% slower, the pipelined backward 1-2% faster (bench/results/attention.md).
-// v4, opt-in until measured: 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128
-// queries per CTA (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 1 has
-// no 128-row form and is ignored while bit 8 is set); 64: v6 forward (attention_fwd_mc.cuh: clusters of two
-// 64-row CTAs sharing each K/V tile by TMA multicast; written, not yet run on a GPU; over bits 1 and 8).
-// LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant()
-// override the default.
-#define PIPE_MASK 127
+// wgmma variants (bit flags): 1 pipelined forward, 2 pipelined dK/dV, 4 pipelined dQ; 128 the v7 forward
+// (attention_tma.cuh: K/V by TMA; over bit 1), 64 with it: three stages instead of two. v4 (measured slower,
+// opt-in): 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128 queries per CTA
+// (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 8 overrides 1 and 128).
+// Default 134 = v7 forward + split-wait backward (bench/results/attention.md: v7 forward 12.4 -> 10.0 ms at 128K
+// block_sparse, three stages no faster; the pipelined forward measured 8-10% slower, the split waits 1-2% faster). Session 3's v6 forward (bit 64 then: clusters sharing K/V by TMA multicast, commit 7de597e)
+// measured slower than v3 and was removed. LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant() override.
+#define PIPE_MASK 255
 static int g_pipe = -1;
 static int pipe_flags(void) {
     if (g_pipe < 0) {
         const char *e = getenv("LG_ATTN_PIPE");
-        g_pipe = e ? atoi(e) & PIPE_MASK : 6;
+        g_pipe = e ? atoi(e) & PIPE_MASK : 134;
     }
     return g_pipe;
 }
 extern "C" void lg_cuda_attention_set_variant(int flags) { g_pipe = flags < 0 ? -1 : flags & PIPE_MASK; }
+extern "C" int lg_cuda_attention_variant(void) { return pipe_flags(); }
 
 extern "C" int lg_cuda_attention_impl(void) {
     int want = g_impl;
@@ -2334,7 +2354,7 @@ static void *workspace(int which, size_t bytes) {
     return g_ws[which];
 }
 
-#include "kernels/cuda/attention_fwd_mc.cuh"  // v6 forward (bit 64): clusters of 2 sharing K/V by TMA multicast
+#include "kernels/cuda/attention_tma.cuh"  // v7 forward (bit 128, default): K/V tiles by TMA, mbarriers
 
 template <int D, int MINB>
 static void launch_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H, int KVH,
@@ -2352,15 +2372,11 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
     check_args("attention_fwd", B, S, H, KVH, D, mask);
     set_smem_limits();
     const int wg = lg_cuda_attention_impl();
-    const TileLists *L = get_lists(mask, KVH, S, wg && (pipe_flags() & (8 | 64)));
+    const TileLists *L = get_lists(mask, KVH, S, wg && (pipe_flags() & 8));
     MaskP m = mask_params(mask, KVH);
     if (wg) {
         const float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
         dim3 grid(L->nqt, H, B);
-        if (pipe_flags() & 64) {  // v6: query-tile pairs in clusters of 2, K/V multicast (not yet measured)
-            launch_fwd_mc(out, lse, q, k, v, B, S, H, KVH, D, m, L, scale_log2, stream);
-            return;
-        }
         if (pipe_flags() & 8) {  // v4: 128 queries per CTA
             dim3 grid2(L->np, H, B);
             if (D == 128)
@@ -2372,6 +2388,10 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
                     (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m,
                     L->off2, L->tiles2, L->np);
             cudaCheckLaunch("attn_fwd_wg2_kernel");
+            return;
+        }
+        if (pipe_flags() & 128) {  // v7: K/V by TMA (bit 64: three stages)
+            launch_fwd_tma(out, lse, q, k, v, B, S, H, KVH, D, pipe_flags() & 64 ? 3 : 2, m, L, scale_log2, stream);
             return;
         }
         if (pipe_flags() & 1) {
@@ -2415,9 +2435,10 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
     const int64_t rows = (int64_t)B * S * H;
     const int wg = deterministic && lg_cuda_attention_impl(), flags = pipe_flags();
     const int v4kv = wg && (flags & 16), v4q = wg && (flags & 32);
-    // v4 dK/dV: delta and lse * log2 e side by side in the workspace (the kernel copies both with cp.async)
-    float *delta = (float *)workspace(0, sizeof(float) * (size_t)rows * (v4kv ? 2 : 1));
-    if (v4kv) {
+    // wgmma dK/dV (v3 and v4): delta and lse * log2 e side by side in the workspace (the kernels prefetch both
+    // with cp.async a tile ahead; the session 4 profile had v3's synchronous lse load at 15% of the stall samples)
+    float *delta = (float *)workspace(0, sizeof(float) * (size_t)rows * (wg ? 2 : 1));
+    if (wg) {
         attn_delta_lse_kernel<D><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(
             delta, delta + rows, (const bf16 *)dout, (const bf16 *)out, lse, rows, S, H);
         cudaCheckLaunch("attn_delta_lse_kernel");
@@ -2438,8 +2459,8 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
             auto dkdv = (flags & 2) ? attn_bwd_dkdv_wg_kernel<D, true> : attn_bwd_dkdv_wg_kernel<D, false>;
             const int32_t *ko = kv_order((TileLists *)L, KVH);
             dkdv<<<dim3(L->nqt * KVH, 1, B), NTHREADS, smem_dkdv_wg(D), stream>>>(
-                (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse,
-                delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt, ko);
+                (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout,
+                delta + rows, delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt, ko);
             cudaCheckLaunch("attn_bwd_dkdv_wg_kernel");
         }
         if (v4q) {  // 128 queries per CTA

@@ -38,14 +38,15 @@ void lg_cuda_attention_tune(int fwd_blocks_per_sm);
 void lg_cuda_attention_set_impl(int impl);
 int lg_cuda_attention_impl(void);
 // wgmma variants, bit flags: 1 pipelined forward (S of the next key tile on the tensor cores during the
-// softmax), 2 pipelined dK/dV, 4 pipelined dQ (P computed while dP is on the tensor cores); v4, opt-in until
-// measured: 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128 queries per CTA
-// (two warpgroups share each loaded tile; bit 1 is ignored while 8 is set; 62 = all of v4 with split waits);
-// 64: v6 forward, clusters of two 64-row CTAs sharing each K/V tile by TMA multicast, a producer warp and
-// mbarriers (written in session 3, NOT yet run on a GPU; tests/gpu/test_attention runs it with LG_TEST_V6=1).
-// -1 = default (6, the fastest measured; env LG_ATTN_PIPE=<flags> overrides it). Each variant is bitwise
-// deterministic, and every variant computes the same products in the same order per 64-row tile.
+// softmax), 2 pipelined dK/dV, 4 pipelined dQ (P computed while dP is on the tensor cores); 128 the v7
+// forward (K/V tiles by TMA onto mbarriers instead of cp.async; over bit 1), 64 with it: three stages; v4
+// (measured slower, opt-in): 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with
+// 128 queries per CTA (two warpgroups share each loaded tile; bit 8 overrides 1 and 128; 62 = all of v4 with
+// split waits). -1 = default (the fastest measured; env LG_ATTN_PIPE=<flags> overrides it). Each variant is
+// bitwise deterministic, and every variant computes the same products in the same order per 64-row tile
+// (6, 134 and 198 give bit-identical results).
 void lg_cuda_attention_set_variant(int flags);
+int lg_cuda_attention_variant(void);  // the flags in effect
 
 // The sink part of SINK_WINDOW for the cuDNN path (attention_cudnn.cu): the keys k < sink that query q sees
 // only through the sink (q - k >= window), for a result (out, lse / dq, dk, dv) that already holds the causal +

@@ -62,7 +62,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_fwd_kernel(bf16 *__restric
         for (int i = 0; i < 8; i++)
 #pragma unroll
             for (int c = 0; c < 2; c++) {
-                s[i][2 * r + c] = exp2f(s[i][2 * r + c] - base);
+                s[i][2 * r + c] = ex2f(s[i][2 * r + c] - base);
                 sum += s[i][2 * r + c];
             }
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_bwd_kernel(
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 int qi = x * 8 + t4 * 2 + (c & 1), qq = q0 + qi, key = key_r0 + (c >> 1) * 8;
-                float p = exp2f(s[x][c] * scale_log2 - cL[qi]);
+                float p = ex2f(s[x][c] * scale_log2 - cL[qi]);
                 s[x][c] = (qq < S && key < sink && qq - key >= W) ? p : 0.f;
             }
         // dV += P^T dO

@@ -191,22 +191,25 @@ static int run_case(const Case *c) {
              *v3v = (uint16_t *)xmalloc(2 * nk);
     float *v3l = (float *)xmalloc(4 * nl);
     int ok_all = 1;
-    // cfg 0: wgmma, default variant (6); cfg 1: wgmma, the other variant of each kernel (1); cfg 2: v4 128-row
-    // kernels + split waits (62, v4's counterpart of 6); cfg 3: v4 plain (56); cfg 4, 5: mma.sync; cfg 6 (only
-    // with LG_TEST_V6=1 until it has run on a GPU: a protocol fault there would hang, not fail): the v6 forward
-    // (64 | 6 = 70, clusters sharing K/V by TMA multicast) with v3's backward.
-    static const int variant[7] = {-1, 1, 8 | 16 | 32 | 2 | 4, 8 | 16 | 32, -1, -1, 64 | 2 | 4};
-    const char *v6 = getenv("LG_TEST_V6");
-    const int ncfg = v6 && !strcmp(v6, "1") ? 7 : 6;
+    // cfg 0: wgmma, default variant; cfg 1: wgmma, the other variant of each kernel (1); cfg 2: v4 128-row
+    // kernels + split waits (62, v4's counterpart of 6); cfg 3: v4 plain (56); cfg 4, 5: mma.sync; cfg 6, 7: the
+    // v7 forward (K/V by TMA) with two and three stages, cfg 8: v3's cp.async forward, each with the default
+    // backward (2 | 4). 6, 7 and 8 do the same arithmetic in the same order as each other (only the loads
+    // differ), so each must reproduce cfg 0 bit for bit when the default is one of them (134, 198 or 6).
+    static const int variant[9] = {-1, 1, 8 | 16 | 32 | 2 | 4, 8 | 16 | 32, -1, -1, 128 | 2 | 4, 128 | 64 | 2 | 4, 2 | 4};
+    const int ncfg = 9;
+    int dflt = -1;  // cfg 0's flags (the default, or LG_ATTN_PIPE)
     for (int cfg = 0; cfg < ncfg; cfg++) {
         const int det = cfg != 5, nrep = det ? 2 : 1;
-        lg_cuda_attention_set_impl(cfg < 4 || cfg == 6 ? 1 : 0);
+        lg_cuda_attention_set_impl(cfg < 4 || cfg >= 6 ? 1 : 0);
         lg_cuda_attention_set_variant(variant[cfg]);
         lg_cuda_attention_tune(cfg == 4 ? 3 : 2);
         const char *cfg_name = cfg == 5   ? "mma fwd2+atomic"
                                : cfg == 4 ? "mma fwd3+det   "
                                : !lg_cuda_attention_impl() ? "(no sm_90a) det"
-                               : cfg == 6 ? "wgmma v6 70+det"
+                               : cfg == 8 ? "wgmma v3 6+det "
+                               : cfg == 7 ? "wgmma v7 198+det"
+                               : cfg == 6 ? "wgmma v7 134+det"
                                : cfg == 3 ? "wgmma v4 56+det"
                                : cfg == 2 ? "wgmma v4 62+det"
                                : cfg == 1 ? "wgmma var1+det " : "wgmma fwd+det  ";
@@ -246,12 +249,17 @@ static int run_case(const Case *c) {
         ok_all &= ok;
         const char *vs_v3 = "";
         if (cfg == 0) {
+            dflt = lg_cuda_attention_variant();
             memcpy(v3o, ho, 2 * nq), memcpy(v3l, hl, 4 * nl), memcpy(v3q, go[0][0], 2 * nq);
             memcpy(v3k, go[0][1], 2 * nk), memcpy(v3v, go[0][2], 2 * nk);
-        } else if ((cfg == 2 || cfg == 6) && lg_cuda_attention_impl()) {
+        } else if ((cfg == 2 || cfg >= 6) && lg_cuda_attention_impl()) {
             int eq = !memcmp(v3o, ho, 2 * nq) && !memcmp(v3l, hl, 4 * nl) && !memcmp(v3q, go[0][0], 2 * nq) &&
                      !memcmp(v3k, go[0][1], 2 * nk) && !memcmp(v3v, go[0][2], 2 * nk);
-            vs_v3 = eq ? "  =v3 bitwise" : "  !=v3 bitwise";
+            vs_v3 = eq ? "  =cfg0 bitwise" : "  !=cfg0 bitwise";
+            if (cfg >= 6 && (dflt == 134 || dflt == 198 || dflt == 6) && !eq) {
+                ok = 0, ok_all = 0;
+                vs_v3 = "  !=cfg0 bitwise (required: same arithmetic)";
+            }
         }
         printf("%-4s %-41s B=%d S=%-5d H=%d KVH=%d D=%-3d %s: rel err out %.2e lse %.2e dq %.2e dk %.2e dv %.2e  "
                "nan %zu%s%s\n",

@@ -1,0 +1,205 @@
+// attention_tma.cuh (included by attention.cu after the v4 kernels; uses the wgmma helpers and wg_fwd_tile):
+// v7 forward, the wgmma default (LG_ATTN_PIPE bit 128; bit 64 with it: three stages instead of two).
+//
+// Why (bench/results/attention.md, session 4 profile): v3's forward issued 853 instructions per warp per key
+// tile for 12 HGMMAs; the issue slots, not L2 bytes, were the limit (v6, which halved the L2 bytes, was slower).
+// About 230 of those were cp.async address arithmetic: 16 LDGSTS per thread per tile, each with its own row
+// test, 64-bit address and swizzle. Here one thread issues the K and V tiles as TMA boxes (the hardware writes
+// the same 128-byte swizzle), completing on an mbarrier the consumers wait on; the body per tile stays
+// wg_fwd_tile (v3's products, order and masking). No producer warp and no cluster: v6's profile spent 18% of
+// its stall samples on the cluster-scope release fences of its cross-CTA arrivals and its producer spinning;
+// a stage is released by the __syncthreads every tile already needs.
+//
+// CTA: 128 threads = one warpgroup of 64 query rows, two CTAs per SM. smem: Q (cp.async), K[ST], V[ST] (TMA
+// boxes of 64 rows x 64 columns, 128-byte swizzle), full[ST] mbarriers; O staged over K at the end.
+// Stage protocol: tile j lives in stage j % ST; after the barrier that opens step j every warp has finished
+// step j-1, so thread 0 refills that stage with tile j+ST-1; the consumers wait on full[j % ST] with parity
+// (j / ST) & 1 (the stage's (j / ST)-th fill).
+
+#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled (the driver entry point; no link against libcuda)
+
+#if defined(LG_HAVE_WGMMA_CODE)
+static __device__ __forceinline__ void mbar_init(uint64_t *bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+static __device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+static __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(smem_u32(bar)), "r"(parity)
+            : "memory");
+    } while (!done);
+}
+// 2D TMA box (64 columns x 64 rows of bf16 at coordinates {c0 = column, c1 = row}) into dst, completing on bar
+static __device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, int c0, int c1, uint64_t *bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+            smem_u32(dst)),
+        "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(smem_u32(bar))
+        : "memory");
+}
+#endif
+
+// grid (query tiles, H, B) as v3. tk, tv: K and V as 2D tensors [B*S rows][KVH*D columns] (make_kv_map).
+template <int D, int ST>
+__global__ void __launch_bounds__(NTHREADS, 2)
+    attn_fwd_tma_kernel(bf16 *__restrict__ out, float *__restrict__ lse, const bf16 *__restrict__ q,
+                        const __grid_constant__ CUtensorMap tk, const __grid_constant__ CUtensorMap tv, int S, int H,
+                        int KVH, float scale_log2, MaskP m, const int32_t *__restrict__ off,
+                        const int32_t *__restrict__ tiles, int nqt) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8;
+    constexpr uint32_t STAGE_BYTES = 2 * TB * sizeof(bf16);  // one K and one V tile
+    static_assert(TILE * LDS <= ST * TB, "O staging must fit over K");
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sQ = (bf16 *)smem_wg, *sK = sQ + TB, *sV = sK + ST * TB;
+    uint64_t *full = (uint64_t *)(sV + ST * TB);
+
+    const int qt = nqt - 1 - blockIdx.x;  // long rows (late tiles) first
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = qt * TILE;
+    const int64_t ldq = (int64_t)H * D;
+    const bf16 *qg = q + ((int64_t)b * S * H + h) * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off[lh * (nqt + 1) + qt], n = off[lh * (nqt + 1) + qt + 1] - i0;
+    const int32_t *lst = tiles + i0;
+
+    // K and V of key tile kt into stage st (thread 0 only). Rows past S belong to the next sequence of the
+    // batch (finite; masked to P = 0) or lie past B*S (TMA fills zeros), as cp.async's zero fill did for v3.
+    const CUtensorMap *mk = &tk, *mv = &tv;  // parameter space (__grid_constant__), read by the TMA unit
+    auto issue = [&](int st, int kt) {
+        mbar_expect_tx(&full[st], STAGE_BYTES);
+        const int row = b * S + kt * TILE;
+#pragma unroll
+        for (int slab = 0; slab < D / 64; slab++) {
+            tma_load_2d(sK + st * TB + slab * (TILE * 64), mk, kvh * D + slab * 64, row, &full[st]);
+            tma_load_2d(sV + st * TB + slab * (TILE * 64), mv, kvh * D + slab * 64, row, &full[st]);
+        }
+    };
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < ST; s++) mbar_init(&full[s], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the TMA unit
+        for (int s = 0; s < ST - 1 && s < n; s++) issue(s, lst[s]);
+    }
+    load_tile_sw<D>(sQ, qg, ldq, q0, S);
+    cp_async_commit();
+    // list entries are read a step before they are needed (a global load per step would stall every warp)
+    int kcur = n > 0 ? lst[0] : 0, knext = n > 1 ? lst[1] : 0, kiss = ST - 1 < n ? lst[ST - 1] : 0;
+    cp_async_wait_all();
+    fence_async_smem();
+    __syncthreads();  // Q landed for all; the barriers are initialized before anyone waits on them
+
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+
+    for (int j = 0; j < n; j++) {
+        const int st = j % ST;
+        if (j > 0) __syncthreads();  // every warp finished step j-1: its stage is free
+        if (threadIdx.x == 0 && j + ST - 1 < n) issue((j + ST - 1) % ST, kiss);
+        const int kiss1 = j + ST < n ? lst[j + ST] : 0, knext1 = j + 2 < n ? lst[j + 2] : 0;
+        mbar_wait(&full[st], (uint32_t)((j / ST) & 1));
+        wg_fwd_tile<D>(acc, mrow, lrow, sQ, sK + st * TB, sV + st * TB, m, q0, kcur * TILE, S, kvh, scale_log2,
+                       warp, g, t4);
+        kcur = knext, knext = knext1, kiss = kiss1;
+    }
+
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = lrow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[r] = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + warp * 16 + g + r * 8;
+        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
+    }
+    __syncthreads();  // every MMA is done with K/V and every issued tile was waited for: stage O over K
+    bf16 *stg = sK + warp * 16 * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
+        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
+    }
+    __syncwarp();
+    bf16 *og = out + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
+    }
+#endif
+}
+
+// ---- host ----------------------------------------------------------------------------------------------
+template <int ST>
+static size_t smem_fwd_tma(int D) {
+    return (size_t)(1 + 2 * ST) * TILE * D * sizeof(bf16) + ST * sizeof(uint64_t);
+}
+
+// cuTensorMapEncodeTiled through the runtime's driver entry point (the build links only cudart).
+static PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder(void) {
+    static PFN_cuTensorMapEncodeTiled_v12000 fn;
+    if (fn) return fn;
+    void *p = NULL;
+    cudaDriverEntryPointQueryResult qr;
+    cudaCheck(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &qr));
+    if (qr != cudaDriverEntryPointSuccess || !p) {
+        fprintf(stderr, "lgtrain: error: attention forward: the driver has no cuTensorMapEncodeTiled (query result "
+                        "%d); LG_ATTN_PIPE=6 selects the cp.async forward\n", (int)qr);
+        exit(1);
+    }
+    fn = (PFN_cuTensorMapEncodeTiled_v12000)p;
+    return fn;
+}
+
+// K or V (B, S, KVH, D) bf16 as a 2D tensor [B*S rows][KVH*D columns], boxes of 64 x 64, 128-byte swizzle
+// (the layout load_tile_sw writes: desc_kmaj / desc_nmaj read it). Rows past B*S read as zeros.
+static CUtensorMap make_kv_map(const void *base, int B, int S, int KVH, int D) {
+    CUtensorMap map;
+    const cuuint64_t dims[2] = {(cuuint64_t)KVH * D, (cuuint64_t)B * S};
+    const cuuint64_t strides[1] = {(cuuint64_t)KVH * D * sizeof(bf16)};
+    const cuuint32_t box[2] = {64, TILE}, estr[2] = {1, 1};
+    CUresult r = tensor_map_encoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, (void *)base, dims, strides, box, estr,
+                                      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    if (r != CUDA_SUCCESS) {
+        fprintf(stderr, "lgtrain: error: attention forward: cuTensorMapEncodeTiled failed (CUresult %d) for B=%d S=%d "
+                        "KVH=%d D=%d at %p (needs a 16-byte aligned base)\n", (int)r, B, S, KVH, D, base);
+        exit(1);
+    }
+    return map;
+}
+
+template <int D, int ST>
+static void launch_fwd_tma_d(void *out, float *lse, const void *q, const CUtensorMap &tk, const CUtensorMap &tv, int B,
+                             int S, int H, int KVH, const MaskP &m, const TileLists *L, float scale_log2,
+                             cudaStream_t stream) {
+    static int smem_set;
+    if (!smem_set) {
+        raise_smem(attn_fwd_tma_kernel<D, ST>, smem_fwd_tma<ST>(D));
+        smem_set = 1;
+    }
+    attn_fwd_tma_kernel<D, ST><<<dim3(L->nqt, H, B), NTHREADS, smem_fwd_tma<ST>(D), stream>>>(
+        (bf16 *)out, lse, (const bf16 *)q, tk, tv, S, H, KVH, scale_log2, m, L->off, L->tiles, L->nqt);
+    cudaCheckLaunch("attn_fwd_tma_kernel");
+}
+
+static void launch_fwd_tma(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H,
+                           int KVH, int D, int stages, const MaskP &m, const TileLists *L, float scale_log2,
+                           cudaStream_t stream) {
+    const CUtensorMap tk = make_kv_map(k, B, S, KVH, D), tv = make_kv_map(v, B, S, KVH, D);
+    if (D == 128 && stages == 3) launch_fwd_tma_d<128, 3>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
+    else if (D == 128) launch_fwd_tma_d<128, 2>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
+    else if (stages == 3) launch_fwd_tma_d<64, 3>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
+    else launch_fwd_tma_d<64, 2>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
+}
