@@ -22,6 +22,7 @@
 #include "kernels/cuda/attention.h"
 
 #include <cuda_bf16.h>
+#include <cudaTypedefs.h>  // CUtensorMap, PFN_cuTensorMapEncodeTiled (driver entry point; no libcuda link)
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -706,6 +707,49 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dq_kernel(
 #define LG_HAVE_WGMMA_CODE 1
 #endif
 #ifdef LG_HAVE_WGMMA_CODE
+// mbarriers and TMA (the v7 forward and the TMA backward): one thread arms a barrier with the bytes to expect
+// and issues the boxes; the consumers wait on the barrier's phase parity.
+static __device__ __forceinline__ void mbar_init(uint64_t *bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+static __device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+static __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
+    uint32_t done;
+    do {
+        asm volatile(
+            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+            : "=r"(done)
+            : "r"(smem_u32(bar)), "r"(parity)
+            : "memory");
+    } while (!done);
+}
+// 2D TMA box (64 columns x 64 rows of bf16 at coordinates {c0 = column, c1 = row}) into dst, completing on bar
+static __device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, int c0, int c1, uint64_t *bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+            smem_u32(dst)),
+        "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(smem_u32(bar))
+        : "memory");
+}
+#endif
+
+#ifdef LG_HAVE_WGMMA_CODE
+// Two 64-row x D tiles (K and V, or Q and dO) at rows [row, row + 64), columns [col, col + D) of two row-major
+// tensor maps into the swizzled stage tiles a and b, completing on bar (one thread calls this).
+template <int D>
+static __device__ __forceinline__ void tma_tile_pair(bf16 *a, bf16 *b, const CUtensorMap *ma, const CUtensorMap *mb,
+                                                     int col, int row, uint64_t *bar) {
+    mbar_expect_tx(bar, 2 * TILE * D * sizeof(bf16));
+#pragma unroll
+    for (int slab = 0; slab < D / 64; slab++) {
+        tma_load_2d(a + slab * (TILE * 64), ma, col + slab * 64, row, bar);
+        tma_load_2d(b + slab * (TILE * 64), mb, col + slab * 64, row, bar);
+    }
+}
+#endif
+#ifdef LG_HAVE_WGMMA_CODE
 // 4-byte async copy global -> shared; valid == 0 writes 0.0f
 static __device__ __forceinline__ void cp_async4(void *smem, const void *gmem, int valid) {
     asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(valid ? 4 : 0)
@@ -732,15 +776,19 @@ static __device__ __forceinline__ void load_tile_sw(bf16 *sm, const bf16 *g, int
 #ifdef LG_HAVE_WGMMA_CODE
 // Descriptor of the 64 x 16 (K-major: rows are M or N, 16 consecutive k) piece kk of a swizzled tile:
 // start address (>>4), leading offset unused (1), stride 1024 B between 8-row groups, 128-byte swizzle.
+// The piece offset is added to the descriptor of the tile's start (same value: shared addresses are below
+// 256 KB, so the 14-bit address field cannot carry), which the compiler then builds once per tile instead of
+// once per MMA (session 4 profile: ~110 uniform-datapath instructions per forward tile went to descriptors).
 static __device__ __forceinline__ uint64_t desc_kmaj(const bf16 *tile, int kk) {
-    uint32_t a = smem_u32(tile) + (kk >> 2) * 8192 + (kk & 3) * 32;
-    return (uint64_t)((a & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+    const uint64_t base = (uint64_t)((smem_u32(tile) & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+    return base + (uint32_t)(((kk >> 2) * 8192 + (kk & 3) * 32) >> 4);
 }
 // Descriptor of rows 16kc..16kc+15 of a swizzled tile read as B = [k][n] (N-major, transposed by the MMA):
 // leading offset 8 KB between 64-column slabs along n, stride 1024 B between 8-row groups along k.
 static __device__ __forceinline__ uint64_t desc_nmaj(const bf16 *tile, int kc) {
-    uint32_t a = smem_u32(tile) + kc * 2048;
-    return (uint64_t)((a & 0x3FFFF) >> 4) | ((uint64_t)(8192 >> 4) << 16) | (64ull << 32) | (1ull << 62);
+    const uint64_t base =
+        (uint64_t)((smem_u32(tile) & 0x3FFFF) >> 4) | ((uint64_t)(8192 >> 4) << 16) | (64ull << 32) | (1ull << 62);
+    return base + (uint32_t)((kc * 2048) >> 4);
 }
 static __device__ __forceinline__ void fence_async_smem(void) {
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
@@ -800,41 +848,45 @@ static __device__ __forceinline__ void frag_a(uint32_t a[4], const float *s, int
 #endif
 
 #ifdef LG_HAVE_WGMMA_CODE
-// One key tile of the wgmma forward for one warpgroup's 64 query rows (v3's loop body; v4 and v6 run the
-// same code on their shared tiles): S = Q K^T, the mask, the online softmax (running max mrow and sum lrow of
-// this thread's two rows), O (acc) += P V. warp: the warp within the warpgroup; g, t4: lane / 4, lane % 4.
+// The wgmma forward's key-tile step for one warpgroup's 64 query rows, in three parts (wg_fwd_tile runs them
+// back to back; a pipelined v7 that issued S of the next tile before this tile's softmax measured slower,
+// bench/results/attention.md, session 4):
+// wg_fwd_s: S = Q K^T issued (committed, not waited). warp: the warp within the warpgroup; g, t4: lane / 4, lane % 4.
 template <int D>
-static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], float lrow[2], const bf16 *sQ,
-                                                   const bf16 *cK, const bf16 *cV, const MaskP &m, int q0, int k0,
-                                                   int S, int kvh, float scale_log2, int warp, int g, int t4) {
-    float s[32];
+static __device__ __forceinline__ void wg_fwd_s(float s[32], const bf16 *sQ, const bf16 *cK) {
 #pragma unroll
     for (int i = 0; i < 32; i++) s[i] = 0.f;
     wg_fence();
 #pragma unroll
     for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
     wg_commit();
-    wg_wait0();
-    reg_fence<32>(s);
-
+}
+// wg_fwd_softmax: the mask and the online softmax of a completed S (sc; running base mrow and sum lrow of this
+// thread's two rows) into P (p; may be sc itself: a pipelined caller must pass a p apart from sc, since
+// ptxas serializes every wgmma of a kernel that writes an MMA's accumulator registers while another MMA is in
+// flight) and O's rescale factors corr.
+static __device__ __forceinline__ void wg_fwd_softmax(const float *sc, float *p, float mrow[2], float lrow[2],
+                                                      float corr[2], const MaskP &m, int q0, int k0, int S, int kvh,
+                                                      float scale_log2, int warp, int g, int t4) {
     // The mask on the raw scores; the max is taken before scaling (scale > 0: the same element wins) so that
     // P = 2^(s * scale_log2 - base) is one FFMA and one MUFU per element.
+    float x[32];
     const bool need = tile_needs_mask(m, q0, k0, S);
-    if (need) {
 #pragma unroll
-        for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 8; i++)
 #pragma unroll
-            for (int c = 0; c < 4; c++) {
+        for (int c = 0; c < 4; c++) {
+            x[4 * i + c] = sc[4 * i + c];
+            if (need) {
                 int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
-                if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * i + c] = -INFINITY;
+                if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x[4 * i + c] = -INFINITY;
             }
-    }
-    float corr[2];
+        }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         float mx = -INFINITY;
 #pragma unroll
-        for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(s[4 * i + 2 * r], s[4 * i + 2 * r + 1]));
+        for (int i = 0; i < 8; i++) mx = fmaxf(mx, fmaxf(x[4 * i + 2 * r], x[4 * i + 2 * r + 1]));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         mx *= scale_log2;
@@ -849,12 +901,16 @@ static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], fl
         float sum = 0.f;
 #pragma unroll
         for (int i = 0; i < 8; i++) {
-            s[4 * i + 2 * r] = ex2f(fmaf(s[4 * i + 2 * r], scale_log2, -base));
-            s[4 * i + 2 * r + 1] = ex2f(fmaf(s[4 * i + 2 * r + 1], scale_log2, -base));
-            sum += s[4 * i + 2 * r] + s[4 * i + 2 * r + 1];
+            p[4 * i + 2 * r] = ex2f(fmaf(x[4 * i + 2 * r], scale_log2, -base));
+            p[4 * i + 2 * r + 1] = ex2f(fmaf(x[4 * i + 2 * r + 1], scale_log2, -base));
+            sum += p[4 * i + 2 * r] + p[4 * i + 2 * r + 1];
         }
         lrow[r] = lrow[r] * corr[r] + sum;
     }
+}
+// wg_fwd_pv: O (acc) rescaled where a base moved, then O += P V issued (committed, not waited).
+template <int D>
+static __device__ __forceinline__ void wg_fwd_pv(float *acc, const float s[32], const float corr[2], const bf16 *cV) {
     if (__any_sync(0xffffffffu, corr[0] != 1.f || corr[1] != 1.f)) {
 #pragma unroll
         for (int i = 0; i < D / 8; i++) {
@@ -864,7 +920,6 @@ static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], fl
             acc[4 * i + 3] *= corr[1];
         }
     }
-    // O += P V
     uint32_t pa[4][4];
 #pragma unroll
     for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
@@ -872,6 +927,18 @@ static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], fl
 #pragma unroll
     for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
     wg_commit();
+}
+// One whole step (v3, v4 and the unpipelined v7): S, softmax, O += P V, each waited for.
+template <int D>
+static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], float lrow[2], const bf16 *sQ,
+                                                   const bf16 *cK, const bf16 *cV, const MaskP &m, int q0, int k0,
+                                                   int S, int kvh, float scale_log2, int warp, int g, int t4) {
+    float s[32], corr[2];
+    wg_fwd_s<D>(s, sQ, cK);
+    wg_wait0();
+    reg_fence<32>(s);
+    wg_fwd_softmax(s, s, mrow, lrow, corr, m, q0, k0, S, kvh, scale_log2, warp, g, t4);
+    wg_fwd_pv<D>(acc, s, corr, cV);
     wg_wait0();
     reg_fence<D / 2>(acc);
 }
@@ -1118,18 +1185,22 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wgp_kernel(bf16 *__restr
 // dK, dV, wgmma (deterministic). grid (KVH * key tiles, 1, B): CTA x takes (kvh, key tile) = korder[x], all
 // heads' key tiles longest query list first (see kv_order); the loop and its order as attn_bwd_dkdv_kernel.
 // smem: K, V, Q[2], dO[2] (swizzled), lse[2][64], delta[2][64]; dK/dV staged through Q[0..1] / dO[0..1].
-template <int D, bool PIPE>
+// TMA: Q/dO tiles by TMA (tq_map, to_map: q and dout as [B*S rows][H*D columns]) onto full[2], one thread
+// issuing, instead of cp.async by every thread (lse and delta stay 4-byte cp.async).
+template <int D, bool PIPE, bool TMA>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     bf16 *__restrict__ dk, bf16 *__restrict__ dv, const bf16 *__restrict__ q, const bf16 *__restrict__ k,
     const bf16 *__restrict__ v, const bf16 *__restrict__ dout, const float *__restrict__ lse2,
     const float *__restrict__ delta, int S, int H, int KVH, float scale, float scale_log2, MaskP m,
-    const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt, const int32_t *__restrict__ korder) {
+    const int32_t *__restrict__ toff, const int32_t *__restrict__ tq, int nqt, const int32_t *__restrict__ korder,
+    const __grid_constant__ CUtensorMap tq_map, const __grid_constant__ CUtensorMap to_map) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int TB = TILE * D, LDS = D + 8;
     extern __shared__ __align__(1024) unsigned char smem_wg[];
     bf16 *sK = (bf16 *)smem_wg, *sV = sK + TB, *sQ = sV + TB, *sO = sQ + 2 * TB;
     float *sL = (float *)(sO + 2 * TB);  // [2][64] lse * log2 e
     float *sD = sL + 2 * TILE;           // [2][64] delta
+    uint64_t *full = (uint64_t *)(sD + 2 * TILE);  // [2], TMA only
 
     const int kt = korder[blockIdx.x] % nqt;
     const int kvh = korder[blockIdx.x] / nqt, b = blockIdx.z;
@@ -1144,13 +1215,19 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     const int32_t *lst = tq + i0;
     const int n = nq * G;
 
-#define DKDV_WG_PREFETCH(i, buf)                                                                     \
+#define DKDV_WG_PREFETCH(hoff, qtile, buf)                                                           \
     do {                                                                                             \
-        int hq_ = kvh * G + (i) / nq, qt_ = lst[(i) % nq];                                           \
+        const int hq_ = kvh * G + (hoff), qt_ = (qtile);                                             \
         const bf16 *qg_ = q + ((int64_t)b * S * H + hq_) * D;                                        \
         const bf16 *og_ = dout + ((int64_t)b * S * H + hq_) * D;                                     \
-        load_tile_sw<D>(sQ + (buf) * TB, qg_, ldq, qt_ * TILE, S);                                   \
-        load_tile_sw<D>(sO + (buf) * TB, og_, ldq, qt_ * TILE, S);                                   \
+        if (TMA) {                                                                                   \
+            if (threadIdx.x == 0)                                                                    \
+                tma_tile_pair<D>(sQ + (buf) * TB, sO + (buf) * TB, &tq_map, &to_map, hq_ * D,         \
+                                 b * S + qt_ * TILE, &full[buf]);                                    \
+        } else {                                                                                     \
+            load_tile_sw<D>(sQ + (buf) * TB, qg_, ldq, qt_ * TILE, S);                               \
+            load_tile_sw<D>(sO + (buf) * TB, og_, ldq, qt_ * TILE, S);                               \
+        }                                                                                            \
         int t_ = threadIdx.x & 63, row_ = qt_ * TILE + t_;                                           \
         int64_t at_ = row_ < S ? ((int64_t)b * H + hq_) * S + row_ : 0;                              \
         if (threadIdx.x < 64) cp_async4(sL + (buf) * TILE + t_, lse2 + at_, row_ < S);               \
@@ -1158,10 +1235,22 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
         cp_async_commit();                                                                           \
     } while (0)
 
+    if (TMA && threadIdx.x == 0) {
+        mbar_init(&full[0], 1);
+        mbar_init(&full[1], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
     load_tile_sw<D>(sK, kg, ldk, k0, S);
     load_tile_sw<D>(sV, vg, ldk, k0, S);
     cp_async_commit();
-    if (n > 0) DKDV_WG_PREFETCH(0, 0);
+    // Step i visits query head kvh * G + i / nq, query tile lst[i % nq]. The entries are read a step before
+    // the prefetch that needs them, and the head / index advance by counting (a list load at the prefetch
+    // stalled the issuing thread for an L2 round trip per step: session 4 profile).
+    int qcur = n > 0 ? lst[0] : 0;  // step i's query tile
+    int hn = 0, tn = 1;             // step i+1's head offset and list index
+    if (tn == nq) tn = 0, hn++;
+    int qn = n > 1 ? lst[tn] : 0;   // step i+1's query tile
+    if (n > 0) DKDV_WG_PREFETCH(0, qcur, 0);
 
     float dka[D / 2], dva[D / 2];
 #pragma unroll
@@ -1169,13 +1258,18 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
 
     for (int i = 0; i < n; i++) {
         const int buf = i & 1;
+        int h2 = hn, t2 = tn + 1;  // step i+2
+        if (t2 == nq) t2 = 0, h2++;
+        const int q2 = i + 2 < n ? lst[t2] : 0;
         cp_async_wait_all();
-        fence_async_smem();
-        __syncthreads();
-        if (i + 1 < n) DKDV_WG_PREFETCH(i + 1, buf ^ 1);
+        if (!TMA || i == 0) fence_async_smem();  // cp.async-written K/V (and Q/dO without TMA) read by the MMAs
+        __syncthreads();  // this step's loads landed; every warp finished step i-1 (its buffers are free)
+        if (i + 1 < n) DKDV_WG_PREFETCH(hn, qn, buf ^ 1);
+        if (TMA) mbar_wait(&full[buf], (uint32_t)((i >> 1) & 1));
         const bf16 *cQ = sQ + buf * TB, *cO = sO + buf * TB;
         const float *cL = sL + buf * TILE, *cD = sD + buf * TILE;
-        const int q0 = lst[i % nq] * TILE;
+        const int q0 = qcur * TILE;
+        qcur = qn, qn = q2, hn = h2, tn = t2;
 
         // S^T = K Q^T, dP^T = V dO^T (64 keys x 64 queries each)
         float s[32], dp[32];
@@ -1288,16 +1382,19 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
 
 // dQ, wgmma. grid (query tiles, H, B), walking the forward key-tile list as attn_bwd_dq_kernel.
 // smem: Q, dO, K[2], V[2] (swizzled); dQ staged through K[0..1].
-template <int D, bool PIPE>
+// TMA: K/V tiles by TMA (tk, tv as make_rows_map) onto full[2], one thread issuing, as the v7 forward.
+template <int D, bool PIPE, bool TMA>
 __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
     bf16 *__restrict__ dq, const bf16 *__restrict__ q, const bf16 *__restrict__ k, const bf16 *__restrict__ v,
     const bf16 *__restrict__ dout, const float *__restrict__ lse, const float *__restrict__ delta, int S, int H,
     int KVH, float scale, float scale_log2, MaskP m, const int32_t *__restrict__ off,
-    const int32_t *__restrict__ tiles, int nqt) {
+    const int32_t *__restrict__ tiles, int nqt, const __grid_constant__ CUtensorMap tk,
+    const __grid_constant__ CUtensorMap tv) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int TB = TILE * D, LDS = D + 8;
     extern __shared__ __align__(1024) unsigned char smem_wg[];
     bf16 *sQ = (bf16 *)smem_wg, *sO = sQ + TB, *sK = sO + TB, *sV = sK + 2 * TB;
+    uint64_t *full = (uint64_t *)(sV + 2 * TB);  // [2], TMA only
 
     const int qt = nqt - 1 - blockIdx.x;
     const int h = blockIdx.y, b = blockIdx.z;
@@ -1313,13 +1410,21 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
     const int i0 = off[lh * (nqt + 1) + qt], n = off[lh * (nqt + 1) + qt + 1] - i0;
     const int32_t *lst = tiles + i0;
 
+    if (TMA && threadIdx.x == 0) {
+        mbar_init(&full[0], 1);
+        mbar_init(&full[1], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        if (n > 0) tma_tile_pair<D>(sK, sV, &tk, &tv, kvh * D, b * S + lst[0] * TILE, &full[0]);
+    }
     load_tile_sw<D>(sQ, qg, ldq, q0, S);
     load_tile_sw<D>(sO, og, ldq, q0, S);
-    if (n > 0) {
+    if (!TMA && n > 0) {
         load_tile_sw<D>(sK, kg, ldk, lst[0] * TILE, S);
         load_tile_sw<D>(sV, vg, ldk, lst[0] * TILE, S);
     }
     cp_async_commit();
+    // TMA: list entries read a step before they are needed (the issuing thread and the mask both use them)
+    int kcur = n > 0 ? lst[0] : 0, knext = n > 1 ? lst[1] : 0;
     float lr[2], dl[2];
 #pragma unroll
     for (int r = 0; r < 2; r++) {
@@ -1334,17 +1439,33 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
 
     for (int j = 0; j < n; j++) {
         const int buf = j & 1;
-        cp_async_wait_all();
-        fence_async_smem();
-        __syncthreads();
-        if (j + 1 < n) {
-            int kt1 = lst[j + 1];
-            load_tile_sw<D>(sK + (buf ^ 1) * TB, kg, ldk, kt1 * TILE, S);
-            load_tile_sw<D>(sV + (buf ^ 1) * TB, vg, ldk, kt1 * TILE, S);
-            cp_async_commit();
+        int k0;
+        if (TMA) {
+            if (j == 0) {
+                cp_async_wait_all();  // Q, dO
+                fence_async_smem();
+            }
+            __syncthreads();  // (j == 0: Q/dO landed, barriers initialized) every warp finished step j-1
+            if (threadIdx.x == 0 && j + 1 < n)
+                tma_tile_pair<D>(sK + (buf ^ 1) * TB, sV + (buf ^ 1) * TB, &tk, &tv, kvh * D, b * S + knext * TILE,
+                                 &full[buf ^ 1]);
+            const int kn2 = j + 2 < n ? lst[j + 2] : 0;
+            k0 = kcur * TILE;
+            kcur = knext, knext = kn2;
+            mbar_wait(&full[buf], (uint32_t)((j >> 1) & 1));
+        } else {
+            cp_async_wait_all();
+            fence_async_smem();
+            __syncthreads();
+            if (j + 1 < n) {
+                int kt1 = lst[j + 1];
+                load_tile_sw<D>(sK + (buf ^ 1) * TB, kg, ldk, kt1 * TILE, S);
+                load_tile_sw<D>(sV + (buf ^ 1) * TB, vg, ldk, kt1 * TILE, S);
+                cp_async_commit();
+            }
+            k0 = lst[j] * TILE;
         }
         const bf16 *cK = sK + buf * TB, *cV = sV + buf * TB;
-        const int k0 = lst[j] * TILE;
 
         float s[32], dp[32];
 #pragma unroll
@@ -2227,8 +2348,10 @@ static MaskP mask_params(const lg_attn *a, int KVH) {
 
 static size_t smem_fwd_wg(int D) { return (size_t)5 * TILE * D * sizeof(bf16); }
 static size_t smem_fwd_wgp(int D) { return (size_t)6 * TILE * D * sizeof(bf16); }
-static size_t smem_dq_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16); }
-static size_t smem_dkdv_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16) + 4 * TILE * sizeof(float); }
+static size_t smem_dq_wg(int D) { return (size_t)6 * TILE * D * sizeof(bf16) + 2 * sizeof(uint64_t); }
+static size_t smem_dkdv_wg(int D) {
+    return (size_t)6 * TILE * D * sizeof(bf16) + 4 * TILE * sizeof(float) + 2 * sizeof(uint64_t);
+}
 // v4 (128 rows per CTA): one CTA per SM; at D=128: fwd 128 KB, dK/dV 161.5 KB, dQ 160 KB (of 227 KB).
 static size_t smem_fwd_wg2(int D) { return (size_t)(2 + 2 * WG2_STAGES) * TILE * D * sizeof(bf16); }
 static size_t smem_dq_wg2(int D) { return (size_t)(4 + 2 * WG2_STAGES) * TILE * D * sizeof(bf16); }
@@ -2269,14 +2392,18 @@ static void set_smem_limits(void) {
     raise_smem(attn_fwd_wg_kernel<128>, smem_fwd_wg(128));
     raise_smem(attn_fwd_wgp_kernel<64>, smem_fwd_wgp(64));
     raise_smem(attn_fwd_wgp_kernel<128>, smem_fwd_wgp(128));
-    raise_smem(attn_bwd_dq_wg_kernel<64, false>, smem_dq_wg(64));
-    raise_smem(attn_bwd_dq_wg_kernel<128, false>, smem_dq_wg(128));
-    raise_smem(attn_bwd_dkdv_wg_kernel<64, false>, smem_dkdv_wg(64));
-    raise_smem(attn_bwd_dkdv_wg_kernel<128, false>, smem_dkdv_wg(128));
-    raise_smem(attn_bwd_dq_wg_kernel<64, true>, smem_dq_wg(64));
-    raise_smem(attn_bwd_dq_wg_kernel<128, true>, smem_dq_wg(128));
-    raise_smem(attn_bwd_dkdv_wg_kernel<64, true>, smem_dkdv_wg(64));
-    raise_smem(attn_bwd_dkdv_wg_kernel<128, true>, smem_dkdv_wg(128));
+    raise_smem(attn_bwd_dq_wg_kernel<64, false, false>, smem_dq_wg(64));
+    raise_smem(attn_bwd_dq_wg_kernel<128, false, false>, smem_dq_wg(128));
+    raise_smem(attn_bwd_dkdv_wg_kernel<64, false, false>, smem_dkdv_wg(64));
+    raise_smem(attn_bwd_dkdv_wg_kernel<128, false, false>, smem_dkdv_wg(128));
+    raise_smem(attn_bwd_dq_wg_kernel<64, true, false>, smem_dq_wg(64));
+    raise_smem(attn_bwd_dq_wg_kernel<128, true, false>, smem_dq_wg(128));
+    raise_smem(attn_bwd_dkdv_wg_kernel<64, true, false>, smem_dkdv_wg(64));
+    raise_smem(attn_bwd_dkdv_wg_kernel<128, true, false>, smem_dkdv_wg(128));
+    raise_smem(attn_bwd_dq_wg_kernel<64, true, true>, smem_dq_wg(64));
+    raise_smem(attn_bwd_dq_wg_kernel<128, true, true>, smem_dq_wg(128));
+    raise_smem(attn_bwd_dkdv_wg_kernel<64, true, true>, smem_dkdv_wg(64));
+    raise_smem(attn_bwd_dkdv_wg_kernel<128, true, true>, smem_dkdv_wg(128));
     raise_smem(attn_fwd_wg2_kernel<64>, smem_fwd_wg2(64));
     raise_smem(attn_fwd_wg2_kernel<128>, smem_fwd_wg2(128));
     raise_smem(attn_bwd_dkdv_wg2_kernel<64, false>, smem_dkdv_wg2(64));
@@ -2315,18 +2442,20 @@ static int wgmma_available(void) {
 }
 
 // wgmma variants (bit flags): 1 pipelined forward, 2 pipelined dK/dV, 4 pipelined dQ; 128 the v7 forward
-// (attention_tma.cuh: K/V by TMA; over bit 1), 64 with it: three stages instead of two. v4 (measured slower,
+// (attention_tma.cuh: K/V by TMA; over bit 1), 64 with it: three stages instead of two; 256 the TMA backward
+// (dK/dV's Q/dO and dQ's K/V tiles by TMA; split waits in both, over bits 2 and 4). v4 (measured slower,
 // opt-in): 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128 queries per CTA
 // (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 8 overrides 1 and 128).
-// Default 134 = v7 forward + split-wait backward (bench/results/attention.md: v7 forward 12.4 -> 10.0 ms at 128K
-// block_sparse, three stages no faster; the pipelined forward measured 8-10% slower, the split waits 1-2% faster). Session 3's v6 forward (bit 64 then: clusters sharing K/V by TMA multicast, commit 7de597e)
+// Default 390 = v7 forward + TMA backward + split waits (bench/results/attention.md, session 4: at 128K
+// block_sparse the v7 forward 12.4 -> 10.0 ms, the TMA backward 37.5 -> 32-34 ms; three stages no faster; the
+// pipelined forwards measured slower, the split waits 1-2% faster). Session 3's v6 forward (bit 64 then: clusters sharing K/V by TMA multicast, commit 7de597e)
 // measured slower than v3 and was removed. LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant() override.
-#define PIPE_MASK 255
+#define PIPE_MASK 511
 static int g_pipe = -1;
 static int pipe_flags(void) {
     if (g_pipe < 0) {
         const char *e = getenv("LG_ATTN_PIPE");
-        g_pipe = e ? atoi(e) & PIPE_MASK : 134;
+        g_pipe = e ? atoi(e) & PIPE_MASK : 390;
     }
     return g_pipe;
 }
@@ -2434,7 +2563,7 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
     const float scale = (float)sc, scale_log2 = (float)sc * LOG2E;
     const int64_t rows = (int64_t)B * S * H;
     const int wg = deterministic && lg_cuda_attention_impl(), flags = pipe_flags();
-    const int v4kv = wg && (flags & 16), v4q = wg && (flags & 32);
+    const int v4kv = wg && (flags & 16), v4q = wg && (flags & 32), tma = wg && (flags & 256);
     // wgmma dK/dV (v3 and v4): delta and lse * log2 e side by side in the workspace (the kernels prefetch both
     // with cp.async a tile ahead; the session 4 profile had v3's synchronous lse load at 15% of the stall samples)
     float *delta = (float *)workspace(0, sizeof(float) * (size_t)rows * (wg ? 2 : 1));
@@ -2456,11 +2585,15 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
                 delta + rows, delta, S, H, KVH, scale, scale_log2, m, L->toff2, L->tq2, L->kpair, L->np);
             cudaCheckLaunch("attn_bwd_dkdv_wg2_kernel");
         } else {
-            auto dkdv = (flags & 2) ? attn_bwd_dkdv_wg_kernel<D, true> : attn_bwd_dkdv_wg_kernel<D, false>;
+            auto dkdv = tma ? attn_bwd_dkdv_wg_kernel<D, true, true>
+                        : (flags & 2) ? attn_bwd_dkdv_wg_kernel<D, true, false>
+                                      : attn_bwd_dkdv_wg_kernel<D, false, false>;
             const int32_t *ko = kv_order((TileLists *)L, KVH);
+            const CUtensorMap mq = tma ? make_rows_map(q, B, S, H, D) : CUtensorMap{},
+                              mo = tma ? make_rows_map(dout, B, S, H, D) : CUtensorMap{};
             dkdv<<<dim3(L->nqt * KVH, 1, B), NTHREADS, smem_dkdv_wg(D), stream>>>(
                 (bf16 *)dk, (bf16 *)dv, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout,
-                delta + rows, delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt, ko);
+                delta + rows, delta, S, H, KVH, scale, scale_log2, m, L->toff, L->tq, L->nqt, ko, mq, mo);
             cudaCheckLaunch("attn_bwd_dkdv_wg_kernel");
         }
         if (v4q) {  // 128 queries per CTA
@@ -2470,10 +2603,14 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
                 KVH, scale, scale_log2, m, L->off2, L->tiles2, L->np);
             cudaCheckLaunch("attn_bwd_dq_wg2_kernel");
         } else {
-            auto dqk = (flags & 4) ? attn_bwd_dq_wg_kernel<D, true> : attn_bwd_dq_wg_kernel<D, false>;
+            auto dqk = tma ? attn_bwd_dq_wg_kernel<D, true, true>
+                       : (flags & 4) ? attn_bwd_dq_wg_kernel<D, true, false>
+                                     : attn_bwd_dq_wg_kernel<D, false, false>;
+            const CUtensorMap mk = tma ? make_rows_map(k, B, S, KVH, D) : CUtensorMap{},
+                              mv = tma ? make_rows_map(v, B, S, KVH, D) : CUtensorMap{};
             dqk<<<gq, NTHREADS, smem_dq_wg(D), stream>>>((bf16 *)dq, (const bf16 *)q, (const bf16 *)k,
                                                           (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H, KVH,
-                                                          scale, scale_log2, m, L->off, L->tiles, L->nqt);
+                                                          scale, scale_log2, m, L->off, L->tiles, L->nqt, mk, mv);
             cudaCheckLaunch("attn_bwd_dq_wg_kernel");
         }
     } else if (deterministic) {

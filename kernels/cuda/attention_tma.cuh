@@ -16,36 +16,7 @@
 // step j-1, so thread 0 refills that stage with tile j+ST-1; the consumers wait on full[j % ST] with parity
 // (j / ST) & 1 (the stage's (j / ST)-th fill).
 
-#include <cudaTypedefs.h>  // PFN_cuTensorMapEncodeTiled (the driver entry point; no link against libcuda)
-
-#if defined(LG_HAVE_WGMMA_CODE)
-static __device__ __forceinline__ void mbar_init(uint64_t *bar, uint32_t count) {
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(count) : "memory");
-}
-static __device__ __forceinline__ void mbar_expect_tx(uint64_t *bar, uint32_t bytes) {
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
-}
-static __device__ __forceinline__ void mbar_wait(uint64_t *bar, uint32_t parity) {
-    uint32_t done;
-    do {
-        asm volatile(
-            "{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-            : "=r"(done)
-            : "r"(smem_u32(bar)), "r"(parity)
-            : "memory");
-    } while (!done);
-}
-// 2D TMA box (64 columns x 64 rows of bf16 at coordinates {c0 = column, c1 = row}) into dst, completing on bar
-static __device__ __forceinline__ void tma_load_2d(void *dst, const CUtensorMap *map, int c0, int c1, uint64_t *bar) {
-    asm volatile(
-        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
-            smem_u32(dst)),
-        "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(smem_u32(bar))
-        : "memory");
-}
-#endif
-
-// grid (query tiles, H, B) as v3. tk, tv: K and V as 2D tensors [B*S rows][KVH*D columns] (make_kv_map).
+// grid (query tiles, H, B) as v3. tk, tv: K and V as 2D tensors [B*S rows][KVH*D columns] (make_rows_map).
 template <int D, int ST>
 __global__ void __launch_bounds__(NTHREADS, 2)
     attn_fwd_tma_kernel(bf16 *__restrict__ out, float *__restrict__ lse, const bf16 *__restrict__ q,
@@ -162,9 +133,9 @@ static PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder(void) {
     return fn;
 }
 
-// K or V (B, S, KVH, D) bf16 as a 2D tensor [B*S rows][KVH*D columns], boxes of 64 x 64, 128-byte swizzle
-// (the layout load_tile_sw writes: desc_kmaj / desc_nmaj read it). Rows past B*S read as zeros.
-static CUtensorMap make_kv_map(const void *base, int B, int S, int KVH, int D) {
+// A (B, S, heads, D) bf16 tensor (K, V; Q, dO) as a 2D tensor [B*S rows][heads*D columns], boxes of 64 x 64,
+// 128-byte swizzle (the layout load_tile_sw writes: desc_kmaj / desc_nmaj read it). Rows past B*S read as zeros.
+static CUtensorMap make_rows_map(const void *base, int B, int S, int KVH, int D) {
     CUtensorMap map;
     const cuuint64_t dims[2] = {(cuuint64_t)KVH * D, (cuuint64_t)B * S};
     const cuuint64_t strides[1] = {(cuuint64_t)KVH * D * sizeof(bf16)};
@@ -197,9 +168,14 @@ static void launch_fwd_tma_d(void *out, float *lse, const void *q, const CUtenso
 static void launch_fwd_tma(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H,
                            int KVH, int D, int stages, const MaskP &m, const TileLists *L, float scale_log2,
                            cudaStream_t stream) {
-    const CUtensorMap tk = make_kv_map(k, B, S, KVH, D), tv = make_kv_map(v, B, S, KVH, D);
-    if (D == 128 && stages == 3) launch_fwd_tma_d<128, 3>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
-    else if (D == 128) launch_fwd_tma_d<128, 2>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
-    else if (stages == 3) launch_fwd_tma_d<64, 3>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
-    else launch_fwd_tma_d<64, 2>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
+    const CUtensorMap tk = make_rows_map(k, B, S, KVH, D), tv = make_rows_map(v, B, S, KVH, D);
+#define LG_FWD_TMA(DD, ST) launch_fwd_tma_d<DD, ST>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream)
+    if (D == 128) {
+        if (stages == 3) LG_FWD_TMA(128, 3);
+        else LG_FWD_TMA(128, 2);
+    } else {
+        if (stages == 3) LG_FWD_TMA(64, 3);
+        else LG_FWD_TMA(64, 2);
+    }
+#undef LG_FWD_TMA
 }
