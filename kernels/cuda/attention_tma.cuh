@@ -8,13 +8,14 @@
 // the same 128-byte swizzle), completing on an mbarrier the consumers wait on; the body per tile stays
 // wg_fwd_tile (v3's products, order and masking). No producer warp and no cluster: v6's profile spent 18% of
 // its stall samples on the cluster-scope release fences of its cross-CTA arrivals and its producer spinning;
-// a stage is released by the __syncthreads every tile already needs.
+// with two stages a stage is released by the __syncthreads every tile already had, with three by the order
+// the warpgroup's MMAs impose (no barrier in the loop).
 //
 // CTA: 128 threads = one warpgroup of 64 query rows, two CTAs per SM. smem: Q (cp.async), K[ST], V[ST] (TMA
 // boxes of 64 rows x 64 columns, 128-byte swizzle), full[ST] mbarriers; O staged over K at the end.
-// Stage protocol: tile j lives in stage j % ST; after the barrier that opens step j every warp has finished
-// step j-1, so thread 0 refills that stage with tile j+ST-1; the consumers wait on full[j % ST] with parity
-// (j / ST) & 1 (the stage's (j / ST)-th fill).
+// Stage protocol: tile j lives in stage j % ST; at the start of step j thread 0 issues tile j+1 (into the
+// stage of tile j+1-ST; ST == 2 after a barrier, ST == 3 without one, see the loop); the consumers wait on
+// full[j % ST] with parity (j / ST) & 1 (the stage's (j / ST)-th fill).
 
 // grid (query tiles, H, B) as v3. tk, tv: K and V as 2D tensors [B*S rows][KVH*D columns] (make_rows_map).
 template <int D, int ST>
@@ -57,12 +58,12 @@ __global__ void __launch_bounds__(NTHREADS, 2)
     if (threadIdx.x == 0) {
         for (int s = 0; s < ST; s++) mbar_init(&full[s], 1);
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the TMA unit
-        for (int s = 0; s < ST - 1 && s < n; s++) issue(s, lst[s]);
+        if (n > 0) issue(0, lst[0]);
     }
     load_tile_sw<D>(sQ, qg, ldq, q0, S);
     cp_async_commit();
     // list entries are read a step before they are needed (a global load per step would stall every warp)
-    int kcur = n > 0 ? lst[0] : 0, knext = n > 1 ? lst[1] : 0, kiss = ST - 1 < n ? lst[ST - 1] : 0;
+    int kcur = n > 0 ? lst[0] : 0, knext = n > 1 ? lst[1] : 0;
     cp_async_wait_all();
     fence_async_smem();
     __syncthreads();  // Q landed for all; the barriers are initialized before anyone waits on them
@@ -74,13 +75,17 @@ __global__ void __launch_bounds__(NTHREADS, 2)
 
     for (int j = 0; j < n; j++) {
         const int st = j % ST;
-        if (j > 0) __syncthreads();  // every warp finished step j-1: its stage is free
-        if (threadIdx.x == 0 && j + ST - 1 < n) issue((j + ST - 1) % ST, kiss);
-        const int kiss1 = j + ST < n ? lst[j + ST] : 0, knext1 = j + 2 < n ? lst[j + 2] : 0;
+        // Tile j+1 goes into the stage of tile j+1-ST. ST == 2: the barrier makes every warp finish step j-1
+        // first. ST == 3 needs no barrier: when warp 0 starts step j it has waited for O += P V of tile j-1,
+        // which completes only once all four warps issued it, each after its own wait for tile j-2's MMAs, so
+        // tile j-2's stage is free (and no warp still waits on its barrier phase).
+        if (ST == 2 && j > 0) __syncthreads();
+        if (threadIdx.x == 0 && j + 1 < n) issue((j + 1) % ST, knext);
+        const int knext1 = j + 2 < n ? lst[j + 2] : 0;
         mbar_wait(&full[st], (uint32_t)((j / ST) & 1));
         wg_fwd_tile<D>(acc, mrow, lrow, sQ, sK + st * TB, sV + st * TB, m, q0, kcur * TILE, S, kvh, scale_log2,
                        warp, g, t4);
-        kcur = knext, knext = knext1, kiss = kiss1;
+        kcur = knext, knext = knext1;
     }
 
     float inv[2];
