@@ -822,6 +822,16 @@ static __device__ __forceinline__ void wgmma_rs_n64_tb(float d[32], const uint32
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
 }
 
+// d (64 x 64 fp32) (+)= A (64x16 bf16 in registers, mma.sync A-fragment layout per warp) * B (16x64, smem desc,
+// K-major as wgmma_ss_n64's B)
+static __device__ __forceinline__ void wgmma_rs_n64_kb(float d[32], const uint32_t a[4], uint64_t db, int accumulate) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, p, 1, 1, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+}
+
 // d (64 x 128 fp32) += A (64x16 bf16 in registers, mma.sync A-fragment layout per warp) * B (16x128, smem desc,
 // N-major: stored [k][n], transposed by the instruction)
 static __device__ __forceinline__ void wgmma_rs_n128_tb(float d[64], const uint32_t a[4], uint64_t db) {
@@ -926,6 +936,16 @@ static __device__ __forceinline__ void wg_fwd_pv(float *acc, const float s[32], 
     wg_fence();
 #pragma unroll
     for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, pa[kc], desc_nmaj(cV, kc));
+    wg_commit();
+}
+// wg_fwd_s with Q as register A fragments (qa[kk]: columns 16kk.. of this warp's 16 rows) instead of smem.
+template <int D>
+static __device__ __forceinline__ void wg_fwd_s_rq(float s[32], const uint32_t (*qa)[4], const bf16 *cK) {
+#pragma unroll
+    for (int i = 0; i < 32; i++) s[i] = 0.f;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) wgmma_rs_n64_kb(s, qa[kk], desc_kmaj(cK, kk), kk > 0);
     wg_commit();
 }
 // One whole step (v3, v4 and the unpipelined v7): S, softmax, O += P V, each waited for.
@@ -2442,20 +2462,22 @@ static int wgmma_available(void) {
 }
 
 // wgmma variants (bit flags): 1 pipelined forward, 2 pipelined dK/dV, 4 pipelined dQ; 128 the v7 forward
-// (attention_tma.cuh: K/V by TMA; over bit 1), 64 with it: three stages instead of two; 256 the TMA backward
+// (attention_tma.cuh: K/V by TMA; over bit 1), 64 with it: three stages instead of two, 512 with it: Q in
+// registers, three CTAs per SM (two stages; over 64); 256 the TMA backward
 // (dK/dV's Q/dO and dQ's K/V tiles by TMA; split waits in both, over bits 2 and 4). v4 (measured slower,
 // opt-in): 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128 queries per CTA
 // (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 8 overrides 1 and 128).
-// Default 390 = v7 forward + TMA backward + split waits (bench/results/attention.md, session 4: at 128K
-// block_sparse the v7 forward 12.4 -> 10.0 ms, the TMA backward 37.5 -> 32-34 ms; three stages no faster; the
-// pipelined forwards measured slower, the split waits 1-2% faster). Session 3's v6 forward (bit 64 then: clusters sharing K/V by TMA multicast, commit 7de597e)
+// Default 902 = v7 forward with Q in registers (3 CTAs per SM) + TMA backward + split waits
+// (bench/results/attention.md, session 4: at 128K block_sparse the v7 forward 12.4 -> 10.0 ms, Q in registers
+// 10.4 -> 9.1, the TMA backward 37.5 -> 32-34 ms; three stages +-2.5%; the pipelined forwards measured slower,
+// the split waits 1-2% faster). Session 3's v6 forward (bit 64 then: clusters sharing K/V by TMA multicast, commit 7de597e)
 // measured slower than v3 and was removed. LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant() override.
-#define PIPE_MASK 511
+#define PIPE_MASK 1023
 static int g_pipe = -1;
 static int pipe_flags(void) {
     if (g_pipe < 0) {
         const char *e = getenv("LG_ATTN_PIPE");
-        g_pipe = e ? atoi(e) & PIPE_MASK : 390;
+        g_pipe = e ? atoi(e) & PIPE_MASK : 902;
     }
     return g_pipe;
 }
@@ -2520,7 +2542,8 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
             return;
         }
         if (pipe_flags() & 128) {  // v7: K/V by TMA (bit 64: three stages)
-            launch_fwd_tma(out, lse, q, k, v, B, S, H, KVH, D, pipe_flags() & 64 ? 3 : 2, m, L, scale_log2, stream);
+            launch_fwd_tma(out, lse, q, k, v, B, S, H, KVH, D, pipe_flags() & 64 ? 3 : 2, pipe_flags() & 512, m, L,
+                           scale_log2, stream);
             return;
         }
         if (pipe_flags() & 1) {

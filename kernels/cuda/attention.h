@@ -40,12 +40,13 @@ int lg_cuda_attention_impl(void);
 // wgmma variants, bit flags: 1 pipelined forward (S of the next key tile on the tensor cores during the
 // softmax), 2 pipelined dK/dV, 4 pipelined dQ (P computed while dP is on the tensor cores); 128 the v7
 // forward (K/V tiles by TMA onto mbarriers instead of cp.async; over bit 1), 64 with it: three stages; 256
-// the TMA backward (dK/dV's Q/dO and dQ's K/V tiles by TMA; split waits); v4
+// the TMA backward (dK/dV's Q/dO and dQ's K/V tiles by TMA; split waits); 512 with 128: Q in registers,
+// three CTAs per SM; v4
 // (measured slower, opt-in): 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with
 // 128 queries per CTA (two warpgroups share each loaded tile; bit 8 overrides 1 and 128; 62 = all of v4 with
 // split waits). -1 = default (the fastest measured; env LG_ATTN_PIPE=<flags> overrides it). Each variant is
 // bitwise deterministic, and every variant computes the same products in the same order per 64-row tile
-// (6, 134, 198, 390 and 454 give bit-identical results; default 390).
+// (6, 134, 198, 390, 454 and 902 give bit-identical results; default 902).
 void lg_cuda_attention_set_variant(int flags);
 int lg_cuda_attention_variant(void);  // the flags in effect
 

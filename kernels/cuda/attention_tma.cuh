@@ -1,5 +1,6 @@
 // attention_tma.cuh (included by attention.cu after the v4 kernels; uses the wgmma helpers and wg_fwd_tile):
-// v7 forward, the wgmma default (LG_ATTN_PIPE bit 128; bit 64 with it: three stages instead of two).
+// v7 forward, the wgmma default (LG_ATTN_PIPE bit 128; with 512: Q in registers, three CTAs per SM, the default;
+// with 64: three stages without the per-tile barrier).
 //
 // Why (bench/results/attention.md, session 4 profile): v3's forward issued 853 instructions per warp per key
 // tile for 12 HGMMAs; the issue slots, not L2 bytes, were the limit (v6, which halved the L2 bytes, was slower).
@@ -18,8 +19,11 @@
 // full[j % ST] with parity (j / ST) & 1 (the stage's (j / ST)-th fill).
 
 // grid (query tiles, H, B) as v3. tk, tv: K and V as 2D tensors [B*S rows][KVH*D columns] (make_rows_map).
-template <int D, int ST>
-__global__ void __launch_bounds__(NTHREADS, 2)
+// QR (LG_ATTN_PIPE bit 512, two stages): Q lives in registers as the A operand of S = Q K^T (32 registers per
+// thread at D=128) instead of 16 KB of shared memory, so a CTA needs 64 KB and three fit on an SM (v7: two):
+// more independent warpgroups to hide the serial chain S -> softmax -> P V of each.
+template <int D, int ST, bool QR = false>
+__global__ void __launch_bounds__(NTHREADS, QR ? 3 : 2)
     attn_fwd_tma_kernel(bf16 *__restrict__ out, float *__restrict__ lse, const bf16 *__restrict__ q,
                         const __grid_constant__ CUtensorMap tk, const __grid_constant__ CUtensorMap tv, int S, int H,
                         int KVH, float scale_log2, MaskP m, const int32_t *__restrict__ off,
@@ -29,7 +33,7 @@ __global__ void __launch_bounds__(NTHREADS, 2)
     constexpr uint32_t STAGE_BYTES = 2 * TB * sizeof(bf16);  // one K and one V tile
     static_assert(TILE * LDS <= ST * TB, "O staging must fit over K");
     extern __shared__ __align__(1024) unsigned char smem_wg[];
-    bf16 *sQ = (bf16 *)smem_wg, *sK = sQ + TB, *sV = sK + ST * TB;
+    bf16 *sQ = (bf16 *)smem_wg, *sK = sQ + (QR ? 0 : TB), *sV = sK + ST * TB;
     uint64_t *full = (uint64_t *)(sV + ST * TB);
 
     const int qt = nqt - 1 - blockIdx.x;  // long rows (late tiles) first
@@ -60,7 +64,21 @@ __global__ void __launch_bounds__(NTHREADS, 2)
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the TMA unit
         if (n > 0) issue(0, lst[0]);
     }
-    load_tile_sw<D>(sQ, qg, ldq, q0, S);
+    uint32_t qa[QR ? D / 16 : 1][4];  // QR: the A fragments of this warp's 16 Q rows (zeros past S)
+    if (QR) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = q0 + warp * 16 + g + r * 8;
+            const uint32_t *src = (const uint32_t *)(qg + (int64_t)(row < S ? row : 0) * ldq);
+#pragma unroll
+            for (int kk = 0; kk < (QR ? D / 16 : 0); kk++) {
+                qa[kk][r] = row < S ? __ldg(src + kk * 8 + t4) : 0u;
+                qa[kk][2 + r] = row < S ? __ldg(src + kk * 8 + 4 + t4) : 0u;
+            }
+        }
+    } else {
+        load_tile_sw<D>(sQ, qg, ldq, q0, S);
+    }
     cp_async_commit();
     // list entries are read a step before they are needed (a global load per step would stall every warp)
     int kcur = n > 0 ? lst[0] : 0, knext = n > 1 ? lst[1] : 0;
@@ -83,8 +101,19 @@ __global__ void __launch_bounds__(NTHREADS, 2)
         if (threadIdx.x == 0 && j + 1 < n) issue((j + 1) % ST, knext);
         const int knext1 = j + 2 < n ? lst[j + 2] : 0;
         mbar_wait(&full[st], (uint32_t)((j / ST) & 1));
-        wg_fwd_tile<D>(acc, mrow, lrow, sQ, sK + st * TB, sV + st * TB, m, q0, kcur * TILE, S, kvh, scale_log2,
-                       warp, g, t4);
+        if (QR) {
+            float sc[32], corr[2];
+            wg_fwd_s_rq<D>(sc, qa, sK + st * TB);
+            wg_wait0();
+            reg_fence<32>(sc);
+            wg_fwd_softmax(sc, sc, mrow, lrow, corr, m, q0, kcur * TILE, S, kvh, scale_log2, warp, g, t4);
+            wg_fwd_pv<D>(acc, sc, corr, sV + st * TB);
+            wg_wait0();
+            reg_fence<D / 2>(acc);
+        } else {
+            wg_fwd_tile<D>(acc, mrow, lrow, sQ, sK + st * TB, sV + st * TB, m, q0, kcur * TILE, S, kvh, scale_log2,
+                           warp, g, t4);
+        }
         kcur = knext, knext = knext1;
     }
 
@@ -117,9 +146,9 @@ __global__ void __launch_bounds__(NTHREADS, 2)
 }
 
 // ---- host ----------------------------------------------------------------------------------------------
-template <int ST>
+template <int ST, bool QR = false>
 static size_t smem_fwd_tma(int D) {
-    return (size_t)(1 + 2 * ST) * TILE * D * sizeof(bf16) + ST * sizeof(uint64_t);
+    return (size_t)((QR ? 0 : 1) + 2 * ST) * TILE * D * sizeof(bf16) + ST * sizeof(uint64_t);
 }
 
 // cuTensorMapEncodeTiled through the runtime's driver entry point (the build links only cudart).
@@ -156,26 +185,29 @@ static CUtensorMap make_rows_map(const void *base, int B, int S, int KVH, int D)
     return map;
 }
 
-template <int D, int ST>
+template <int D, int ST, bool QR = false>
 static void launch_fwd_tma_d(void *out, float *lse, const void *q, const CUtensorMap &tk, const CUtensorMap &tv, int B,
                              int S, int H, int KVH, const MaskP &m, const TileLists *L, float scale_log2,
                              cudaStream_t stream) {
     static int smem_set;
     if (!smem_set) {
-        raise_smem(attn_fwd_tma_kernel<D, ST>, smem_fwd_tma<ST>(D));
+        raise_smem(attn_fwd_tma_kernel<D, ST, QR>, smem_fwd_tma<ST, QR>(D));
         smem_set = 1;
     }
-    attn_fwd_tma_kernel<D, ST><<<dim3(L->nqt, H, B), NTHREADS, smem_fwd_tma<ST>(D), stream>>>(
+    attn_fwd_tma_kernel<D, ST, QR><<<dim3(L->nqt, H, B), NTHREADS, smem_fwd_tma<ST, QR>(D), stream>>>(
         (bf16 *)out, lse, (const bf16 *)q, tk, tv, S, H, KVH, scale_log2, m, L->off, L->tiles, L->nqt);
     cudaCheckLaunch("attn_fwd_tma_kernel");
 }
 
 static void launch_fwd_tma(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H,
-                           int KVH, int D, int stages, const MaskP &m, const TileLists *L, float scale_log2,
-                           cudaStream_t stream) {
+                           int KVH, int D, int stages, bool qreg, const MaskP &m, const TileLists *L,
+                           float scale_log2, cudaStream_t stream) {
     const CUtensorMap tk = make_rows_map(k, B, S, KVH, D), tv = make_rows_map(v, B, S, KVH, D);
 #define LG_FWD_TMA(DD, ST) launch_fwd_tma_d<DD, ST>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream)
-    if (D == 128) {
+    if (qreg) {  // two stages
+        if (D == 128) launch_fwd_tma_d<128, 2, true>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
+        else launch_fwd_tma_d<64, 2, true>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
+    } else if (D == 128) {
         if (stages == 3) LG_FWD_TMA(128, 3);
         else LG_FWD_TMA(128, 2);
     } else {

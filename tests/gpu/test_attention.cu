@@ -137,9 +137,10 @@ static void bf_to_float(float *dst, const uint16_t *src, size_t n) {
 }
 
 // Variants doing v3's arithmetic in v3's order (bit-identical results): split-wait backward (2 | 4) and TMA
-// loads (128 forward, 256 backward, 64 three stages). Not v4 (8/16/32) and not the pipelined forward (bit 1).
+// loads (128 forward, 256 backward, 64 three stages; 512 Q in registers, whose S comes from the register-A
+// wgmma: bit-identical on the H100). Not v4 (8/16/32) and not the pipelined forward (bit 1).
 // (Session 4's pipelined v7 forward, same formulas, was not bit-identical either: compiled differently.)
-static int same_family(int f) { return (f & ~(64 | 128 | 256)) == 6; }
+static int same_family(int f) { return (f & ~(64 | 128 | 256 | 512)) == 6; }
 
 static int run_case(const Case *c) {
     const int B = c->B, S = c->S, H = c->H, KVH = c->KVH, D = c->D;
@@ -199,12 +200,13 @@ static int run_case(const Case *c) {
     // cfg 0: wgmma, default variant; cfg 1: wgmma, the other variant of each kernel (1); cfg 2: v4 128-row
     // kernels + split waits (62, v4's counterpart of 6); cfg 3: v4 plain (56); cfg 4, 5: mma.sync; cfg 6, 7: the
     // v7 forward (K/V by TMA) with two and three stages, cfg 8: v3's cp.async forward, each with the split-wait
-    // backward (2 | 4); cfg 9: v7 forward + TMA backward (256). 6-9 do the same arithmetic in the same order
+    // backward (2 | 4); cfg 9: v7 forward + TMA backward (256); cfg 10: v7 with Q in registers (512; S by the
+    // register-A wgmma, measured bit-identical). 6-10 do the same arithmetic in the same order
     // (only the loads differ: same_family), so each must reproduce cfg 0 bit for bit when the default is of
     // that family too.
-    static const int variant[10] = {-1, 1, 8 | 16 | 32 | 2 | 4, 8 | 16 | 32, -1, -1, 128 | 2 | 4, 128 | 64 | 2 | 4,
-                                    2 | 4, 256 | 128 | 2 | 4};
-    const int ncfg = 10;
+    static const int variant[11] = {-1, 1, 8 | 16 | 32 | 2 | 4, 8 | 16 | 32, -1, -1, 128 | 2 | 4, 128 | 64 | 2 | 4,
+                                    2 | 4, 256 | 128 | 2 | 4, 512 | 256 | 128 | 2 | 4};
+    const int ncfg = 11;
     int dflt = -1;  // cfg 0's flags (the default, or LG_ATTN_PIPE)
     for (int cfg = 0; cfg < ncfg; cfg++) {
         const int det = cfg != 5, nrep = det ? 2 : 1;
@@ -214,6 +216,7 @@ static int run_case(const Case *c) {
         const char *cfg_name = cfg == 5   ? "mma fwd2+atomic"
                                : cfg == 4 ? "mma fwd3+det   "
                                : !lg_cuda_attention_impl() ? "(no sm_90a) det"
+                               : cfg == 10 ? "wgmma qreg 902+det"
                                : cfg == 9 ? "wgmma tma 390+det"
                                : cfg == 8 ? "wgmma v3 6+det "
                                : cfg == 7 ? "wgmma v7 198+det"
