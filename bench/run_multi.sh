@@ -11,7 +11,7 @@
 #   full   the same with every layer full attention (configs/7b-128k-full.ini), 5 steps: the hybrid speedup
 #   kill   deterministic 8-step runs: one uninterrupted, one stopped by SIGTERM through launch/mpirun.sh after
 #          step 4 and resumed with the same command on N GPUs, and on N/2 GPUs from that checkpoint
-# usage: [LAYERS=n] [PHASES=...] bench/run_multi.sh [build dir] [N]     (logs under $OUT/multi, or /tmp/multi)
+# usage: [LAYERS=n] [PHASES=...] [MAIN_STEPS=n] bench/run_multi.sh [build dir] [N]   (logs under $OUT/multi, or /tmp/multi)
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 B="$(cd "${1:-$ROOT/build-dev}" && pwd)"
@@ -23,6 +23,9 @@ cd "$ROOT"
 has() { [[ " $PHASES " == *" $1 "* ]]; }
 MPI=(mpirun --bind-to none -x OMP_NUM_THREADS=4)
 [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
+# the machine's NVLink-multicast switches (KINDS.md: must stay off) reach every rank explicitly
+for v in NCCL_NVLS_ENABLE TORCH_SYMM_MEM_DISABLE_MULTICAST NVSHMEM_DISABLE_NVLS; do [ -n "${!v:-}" ] && MPI+=(-x "$v"); done
+MAIN_STEPS="${MAIN_STEPS:-20}"   # fewer for a short device budget (each 7B step at 128K is tens of seconds)
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader | tee "$D/gpus.txt"
 # the 7B shape without a checkpoint on the machine
 # LAYERS < 32 (and layout.full_layers=auto, the middle third) for machines with fewer than 4 GPUs, where the
@@ -60,9 +63,9 @@ if has scale; then
   done
 fi
 if has main; then
-  "${MPI[@]}" -np "$N" "$B/lgtrain" --config configs/7b-128k.ini "${SHAPE[@]}" --set run.steps=20 \
+  "${MPI[@]}" -np "$N" "$B/lgtrain" --config configs/7b-128k.ini "${SHAPE[@]}" --set run.steps=$MAIN_STEPS \
     --set data.tokens_per_step=$((131072 * N)) --set run.out_dir="$D/main" > "$D/main.log" 2>&1 || echo "main: FAILED"
-  grep -E "GPU memory|step +(1|2|10|20)/|NCCL" "$D/main.log"
+  grep -E "GPU memory|step +[0-9]+/|NCCL" "$D/main.log" | tail -12
 fi
 if has full; then
   "${MPI[@]}" -np "$N" "$B/lgtrain" --config configs/7b-128k-full.ini "${SHAPE[@]}" --set layout.full_layers=all --set run.steps=5 \
