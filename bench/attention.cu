@@ -294,6 +294,8 @@ int main(int argc, char **argv) {
             use[be] = 0;
         }
     }
+    printf("native kernels: %s, LG_ATTN_PIPE variant flags %d (kernels/cuda/attention.h)\n",
+           lg_cuda_attention_impl() ? "wgmma" : "mma.sync", lg_cuda_attention_variant());
     printf("ms: median of CUDA-event timings; bwd alone (native: deterministic), f+b = one forward and one backward.\n"
            "TF/s = FlashAttention count on kept pairs (fwd 4*D*pairs, bwd 10*D*pairs, f+b 14*D*pairs).\n");
     printf("| mask | S | H/KVH | backend | fwd ms | bwd ms | f+b ms | TF/s fwd | TF/s bwd | TF/s f+b |\n");
