@@ -17,6 +17,9 @@
 // Backward (deterministic, no atomics): delta = rowsum(dO*O); dK/dV kernel per key tile loops over the query
 // heads of its GQA group and their query tiles in a fixed order; dQ kernel per query tile loops over its key
 // tiles. Both recompute P = exp(S*scale - lse).
+// Default wgmma variant (LG_ATTN_PIPE 902, see pipe_flags): the v7 forward (attention_tma.cuh: K/V tiles by
+// TMA onto mbarriers, Q in registers, three CTAs per SM) and the TMA backward (the dK/dV and dQ kernels' TMA
+// flag); all variants of one family give bit-identical results (tests/gpu/test_attention.cu).
 // v4 (opt-in, LG_ATTN_PIPE bits 8/16/32; section "v4"): the wgmma passes with 128 rows per CTA, two warpgroups
 // sharing each loaded tile, walking pair lists (the union of two tiles' lists with a per-half flag).
 #include "kernels/cuda/attention.h"
