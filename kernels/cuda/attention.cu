@@ -874,22 +874,19 @@ static __device__ __forceinline__ void wg_fwd_s(float s[32], const bf16 *sQ, con
     for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
     wg_commit();
 }
-// wg_fwd_softmax: the mask and the online softmax of a completed S (sc; running base mrow and sum lrow of this
-// thread's two rows) into P (p; may be sc itself: a pipelined caller must pass a p apart from sc, since
-// ptxas serializes every wgmma of a kernel that writes an MMA's accumulator registers while another MMA is in
-// flight) and O's rescale factors corr.
-static __device__ __forceinline__ void wg_fwd_softmax(const float *sc, float *p, float mrow[2], float lrow[2],
-                                                      float corr[2], const MaskP &m, int q0, int k0, int S, int kvh,
+// wg_fwd_softmax: the mask and the online softmax of a completed S, in place (x: S in, P out; running base
+// mrow and sum lrow of this thread's two rows) and O's rescale factors corr. x must not be the accumulator of
+// an MMA still in flight (ptxas would serialize every wgmma of the kernel).
+static __device__ __forceinline__ void wg_fwd_softmax(float x[32], float mrow[2], float lrow[2], float corr[2],
+                                                      const MaskP &m, int q0, int k0, int S, int kvh,
                                                       float scale_log2, int warp, int g, int t4) {
     // The mask on the raw scores; the max is taken before scaling (scale > 0: the same element wins) so that
     // P = 2^(s * scale_log2 - base) is one FFMA and one MUFU per element.
-    float x[32];
     const bool need = tile_needs_mask(m, q0, k0, S);
 #pragma unroll
     for (int i = 0; i < 8; i++)
 #pragma unroll
         for (int c = 0; c < 4; c++) {
-            x[4 * i + c] = sc[4 * i + c];
             if (need) {
                 int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
                 if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x[4 * i + c] = -INFINITY;
@@ -914,9 +911,9 @@ static __device__ __forceinline__ void wg_fwd_softmax(const float *sc, float *p,
         float sum = 0.f;
 #pragma unroll
         for (int i = 0; i < 8; i++) {
-            p[4 * i + 2 * r] = ex2f(fmaf(x[4 * i + 2 * r], scale_log2, -base));
-            p[4 * i + 2 * r + 1] = ex2f(fmaf(x[4 * i + 2 * r + 1], scale_log2, -base));
-            sum += p[4 * i + 2 * r] + p[4 * i + 2 * r + 1];
+            x[4 * i + 2 * r] = ex2f(fmaf(x[4 * i + 2 * r], scale_log2, -base));
+            x[4 * i + 2 * r + 1] = ex2f(fmaf(x[4 * i + 2 * r + 1], scale_log2, -base));
+            sum += x[4 * i + 2 * r] + x[4 * i + 2 * r + 1];
         }
         lrow[r] = lrow[r] * corr[r] + sum;
     }
@@ -951,6 +948,23 @@ static __device__ __forceinline__ void wg_fwd_s_rq(float s[32], const uint32_t (
     for (int kk = 0; kk < D / 16; kk++) wgmma_rs_n64_kb(s, qa[kk], desc_kmaj(cK, kk), kk > 0);
     wg_commit();
 }
+// The A fragments of 16 rows (row0.., this warp's) x D columns of a row-major bf16 matrix, straight from global
+// memory (a[kk]: columns 16kk..16kk+15, wgmma's register-A layout; zeros for rows >= S): Q for the forward's
+// S = Q K^T, Q and dO for dQ's S and dP. Read once per CTA, so the strided 4-byte loads do not matter.
+template <int D>
+static __device__ __forceinline__ void ldg_a_frags(uint32_t (*a)[4], const bf16 *src, int64_t ld, int row0, int S,
+                                                   int g, int t4) {
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = row0 + g + r * 8;
+        const uint32_t *p = (const uint32_t *)(src + (int64_t)(row < S ? row : 0) * ld);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            a[kk][r] = row < S ? __ldg(p + kk * 8 + t4) : 0u;
+            a[kk][2 + r] = row < S ? __ldg(p + kk * 8 + 4 + t4) : 0u;
+        }
+    }
+}
 // One whole step (v3, v4 and the unpipelined v7): S, softmax, O += P V, each waited for.
 template <int D>
 static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], float lrow[2], const bf16 *sQ,
@@ -960,10 +974,44 @@ static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], fl
     wg_fwd_s<D>(s, sQ, cK);
     wg_wait0();
     reg_fence<32>(s);
-    wg_fwd_softmax(s, s, mrow, lrow, corr, m, q0, k0, S, kvh, scale_log2, warp, g, t4);
+    wg_fwd_softmax(s, mrow, lrow, corr, m, q0, k0, S, kvh, scale_log2, warp, g, t4);
     wg_fwd_pv<D>(acc, s, corr, cV);
     wg_wait0();
     reg_fence<D / 2>(acc);
+}
+// The forward's end for one warpgroup's 64 query rows (q0..): lse (natural log; -inf for a row that saw no
+// key) and O = acc / l. O is staged per warp through stg (this warp's 16 rows, stride D + 8: no bank conflicts)
+// so that the stores are 16 contiguous bytes per lane. Contains a __syncthreads (every thread of the CTA must
+// call it): after it no MMA still reads the shared memory under stg. og, lsep: this (b, h)'s out and lse.
+template <int D>
+static __device__ __forceinline__ void wg_fwd_epilogue(bf16 *og, int64_t ldq, float *lsep, const float *acc,
+                                                       const float mrow[2], const float lrow[2], bf16 *stg, int q0,
+                                                       int S, int warp, int lane) {
+    constexpr int LDS = D + 8;
+    const int g = lane >> 2, t4 = lane & 3;
+    float inv[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = lrow[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        inv[r] = l > 0.f ? 1.f / l : 0.f;
+        int row = q0 + warp * 16 + g + r * 8;
+        if (t4 == 0 && row < S) lsep[row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
+        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
+    }
 }
 #endif
 
@@ -1020,31 +1068,9 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wg_kernel(bf16 *__restri
     }
     cp_async_wait_all();  // n == 0: the Q load is still in flight
 
-    float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float l = lrow[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        inv[r] = l > 0.f ? 1.f / l : 0.f;
-        int row = q0 + warp * 16 + g + r * 8;
-        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
-    }
-    __syncthreads();  // every MMA is done with K/V: stage O (padded rows) over K[0..1]
-    bf16 *st = sK + warp * 16 * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
-    }
-    __syncwarp();
-    bf16 *og = out + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    // every MMA is done with K/V once all threads pass the epilogue's barrier: O is staged over them
+    wg_fwd_epilogue<D>(out + ((int64_t)b * S * H + h) * D, ldq, lse + ((int64_t)b * H + h) * S, acc, mrow, lrow,
+                       sK + warp * 16 * LDS, q0, S, warp, lane);
 #endif
 }
 
@@ -1177,31 +1203,9 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wgp_kernel(bf16 *__restr
     }
     cp_async_wait_all();
 
-    float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float l = lrow[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        inv[r] = l > 0.f ? 1.f / l : 0.f;
-        int row = q0 + warp * 16 + g + r * 8;
-        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
-    }
-    __syncthreads();
-    bf16 *st = sK + warp * 16 * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
-    }
-    __syncwarp();
-    bf16 *og = out + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    // every MMA is done with K/V once all threads pass the epilogue's barrier: O is staged over them
+    wg_fwd_epilogue<D>(out + ((int64_t)b * S * H + h) * D, ldq, lse + ((int64_t)b * H + h) * S, acc, mrow, lrow,
+                       sK + warp * 16 * LDS, q0, S, warp, lane);
 #endif
 }
 
@@ -1237,7 +1241,6 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     const int i0 = toff[lh * (nqt + 1) + kt], nq = toff[lh * (nqt + 1) + kt + 1] - i0;
     const int32_t *lst = tq + i0;
     const int n = nq * G;
-
 #define DKDV_WG_PREFETCH(hoff, qtile, buf)                                                           \
     do {                                                                                             \
         const int hq_ = kvh * G + (hoff), qt_ = (qtile);                                             \
@@ -1680,31 +1683,9 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_fwd_wg2_kernel(bf16 *__re
     }
     cp_async_wait_all();  // the trailing (empty or, for n == 0, Q) groups
 
-    float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float l = lrow[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        inv[r] = l > 0.f ? 1.f / l : 0.f;
-        int row = q0 + warp * 16 + g + r * 8;
-        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
-    }
-    __syncthreads();  // every MMA of both warpgroups is done with K/V: stage O (padded rows) over them
-    bf16 *st = sK + (wg * TILE + warp * 16) * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
-    }
-    __syncwarp();
-    bf16 *og = out + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    // every MMA is done with K/V once all threads pass the epilogue's barrier: O is staged over them
+    wg_fwd_epilogue<D>(out + ((int64_t)b * S * H + h) * D, ldq, lse + ((int64_t)b * H + h) * S, acc, mrow, lrow,
+                       sK + (wg * TILE + warp * 16) * LDS, q0, S, warp, lane);
 #endif
 }
 

@@ -64,18 +64,9 @@ __global__ void __launch_bounds__(NTHREADS, QR ? 3 : 2)
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the TMA unit
         if (n > 0) issue(0, lst[0]);
     }
-    uint32_t qa[QR ? D / 16 : 1][4];  // QR: the A fragments of this warp's 16 Q rows (zeros past S)
+    uint32_t qa[D / 16][4];  // QR: the A fragments of this warp's 16 Q rows (zeros past S)
     if (QR) {
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const int row = q0 + warp * 16 + g + r * 8;
-            const uint32_t *src = (const uint32_t *)(qg + (int64_t)(row < S ? row : 0) * ldq);
-#pragma unroll
-            for (int kk = 0; kk < (QR ? D / 16 : 0); kk++) {
-                qa[kk][r] = row < S ? __ldg(src + kk * 8 + t4) : 0u;
-                qa[kk][2 + r] = row < S ? __ldg(src + kk * 8 + 4 + t4) : 0u;
-            }
-        }
+        ldg_a_frags<D>(qa, qg, ldq, q0 + warp * 16, S, g, t4);
     } else {
         load_tile_sw<D>(sQ, qg, ldq, q0, S);
     }
@@ -106,7 +97,7 @@ __global__ void __launch_bounds__(NTHREADS, QR ? 3 : 2)
             wg_fwd_s_rq<D>(sc, qa, sK + st * TB);
             wg_wait0();
             reg_fence<32>(sc);
-            wg_fwd_softmax(sc, sc, mrow, lrow, corr, m, q0, kcur * TILE, S, kvh, scale_log2, warp, g, t4);
+            wg_fwd_softmax(sc, mrow, lrow, corr, m, q0, kcur * TILE, S, kvh, scale_log2, warp, g, t4);
             wg_fwd_pv<D>(acc, sc, corr, sV + st * TB);
             wg_wait0();
             reg_fence<D / 2>(acc);
@@ -117,31 +108,9 @@ __global__ void __launch_bounds__(NTHREADS, QR ? 3 : 2)
         kcur = knext, knext = knext1;
     }
 
-    float inv[2];
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        float l = lrow[r];
-        l += __shfl_xor_sync(0xffffffffu, l, 1);
-        l += __shfl_xor_sync(0xffffffffu, l, 2);
-        inv[r] = l > 0.f ? 1.f / l : 0.f;
-        int row = q0 + warp * 16 + g + r * 8;
-        if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
-    }
-    __syncthreads();  // every MMA is done with K/V and every issued tile was waited for: stage O over K
-    bf16 *stg = sK + warp * 16 * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
-        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
-    }
-    __syncwarp();
-    bf16 *og = out + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
-    }
+    // every MMA is done with K/V once all threads pass the epilogue's barrier: O is staged over them
+    wg_fwd_epilogue<D>(out + ((int64_t)b * S * H + h) * D, ldq, lse + ((int64_t)b * H + h) * S, acc, mrow, lrow,
+                       sK + warp * 16 * LDS, q0, S, warp, lane);
 #endif
 }
 
