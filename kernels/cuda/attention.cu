@@ -17,9 +17,11 @@
 // Backward (deterministic, no atomics): delta = rowsum(dO*O); dK/dV kernel per key tile loops over the query
 // heads of its GQA group and their query tiles in a fixed order; dQ kernel per query tile loops over its key
 // tiles. Both recompute P = exp(S*scale - lse).
-// Default wgmma variant (LG_ATTN_PIPE 902, see pipe_flags): the v7 forward (attention_tma.cuh: K/V tiles by
-// TMA onto mbarriers, Q in registers, three CTAs per SM) and the TMA backward (the dK/dV and dQ kernels' TMA
-// flag); all variants of one family give bit-identical results (tests/gpu/test_attention.cu).
+// Default wgmma variant (LG_ATTN_PIPE 1926, see pipe_flags): the v10 forward (attention_fwd3.cuh: three
+// warpgroups with Q in registers share each K/V tile, streamed by TMA through an mbarrier ring) and the TMA
+// backward (the dK/dV and dQ kernels' TMA flag). Before it the v7 forward (attention_tma.cuh: one warpgroup
+// per CTA, three CTAs per SM; 902). All variants of one arithmetic family give bit-identical results
+// (tests/gpu/test_attention.cu).
 // v4 (opt-in, LG_ATTN_PIPE bits 8/16/32; section "v4"): the wgmma passes with 128 rows per CTA, two warpgroups
 // sharing each loaded tile, walking pair lists (the union of two tiles' lists with a per-half flag).
 #include "kernels/cuda/attention.h"
@@ -882,16 +884,17 @@ static __device__ __forceinline__ void wg_fwd_softmax(float x[32], float mrow[2]
                                                       float scale_log2, int warp, int g, int t4) {
     // The mask on the raw scores; the max is taken before scaling (scale > 0: the same element wins) so that
     // P = 2^(s * scale_log2 - base) is one FFMA and one MUFU per element.
-    const bool need = tile_needs_mask(m, q0, k0, S);
+    // one branch around the whole element test (per element, the v10 kernel compiled it as 32 divergent
+    // branches with reconvergence even on unmasked tiles)
+    if (tile_needs_mask(m, q0, k0, S)) {
 #pragma unroll
-    for (int i = 0; i < 8; i++)
+        for (int i = 0; i < 8; i++)
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            if (need) {
+            for (int c = 0; c < 4; c++) {
                 int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + i * 8 + t4 * 2 + (c & 1);
                 if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) x[4 * i + c] = -INFINITY;
             }
-        }
+    }
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         float mx = -INFINITY;
@@ -2027,6 +2030,10 @@ typedef struct {
     int32_t *kpair;         // device: (nh, np, 2) the key tiles of each key pair (nqt: none), see build_pairs
     int32_t *korder;        // device: (KVH * nqt) kvh * nqt + kt, longest list first (kv_order); for korder_kvh
     int korder_kvh;
+    // v10 triple lists (built on first use): per (list head, triple p = tiles 3p..3p+2) the union of the three
+    // tiles' lists, ascending, entries tile*8 + (bit w: tile 3p+w's list holds it); (nh, np3+1) offsets.
+    int np3;                // triples, (nqt + 2) / 3; 0 until built
+    int32_t *off3, *tiles3; // device
     unsigned long long last_use;
 } TileLists;
 
@@ -2057,6 +2064,10 @@ static void free_lists(TileLists *t) {
     cudaCheck(cudaFree(t->tiles));
     cudaCheck(cudaFree(t->toff));
     cudaCheck(cudaFree(t->tq));
+    if (t->np3) {
+        cudaCheck(cudaFree(t->off3));
+        cudaCheck(cudaFree(t->tiles3));
+    }
     if (t->np) {
         cudaCheck(cudaFree(t->off2));
         cudaCheck(cudaFree(t->tiles2));
@@ -2274,18 +2285,22 @@ static const int32_t *kv_order(TileLists *t, int KVH) {
     return t->korder;
 }
 
-// want_pairs: the v4 kernels run, which walk the pair lists (built once per cached mask).
-static const TileLists *get_lists(const lg_attn *mask, int KVH, int S, int want_pairs) {
+static void build_triples(TileLists *t, const HostLists *hl);  // attention_fwd3.cuh
+
+// want: bit 1 the v4 kernels run, which walk the pair lists; bit 2 the v10 forward, which walks the triple
+// lists (each built once per cached mask).
+static const TileLists *get_lists(const lg_attn *mask, int KVH, int S, int want) {
     int kvh = mask->kind == LG_ATTN_BLOCK_SPARSE ? KVH : 0;
     TileLists *slot = &g_lists[0];
     for (int i = 0; i < LIST_CACHE; i++) {
         TileLists *t = &g_lists[i];
         if (t->valid && t->S == S && t->kvh == kvh && same_mask(&t->mask, mask)) {
             t->last_use = ++g_use_clock;
-            if (want_pairs && !t->np) {
+            if (((want & 1) && !t->np) || ((want & 2) && !t->np3)) {
                 HostLists hl;
                 host_lists(&hl, mask, KVH, S, t->nh, t->nqt);
-                build_pairs(t, &hl);
+                if ((want & 1) && !t->np) build_pairs(t, &hl);
+                if ((want & 2) && !t->np3) build_triples(t, &hl);
                 free_host_lists(&hl);
             }
             return t;
@@ -2308,8 +2323,10 @@ static const TileLists *get_lists(const lg_attn *mask, int KVH, int S, int want_
     slot->nh = nh;
     slot->nqt = nqt;
     slot->np = 0;
+    slot->np3 = 0;
     slot->last_use = ++g_use_clock;
-    if (want_pairs) build_pairs(slot, &hl);
+    if (want & 1) build_pairs(slot, &hl);
+    if (want & 2) build_triples(slot, &hl);
     free_host_lists(&hl);
     return slot;
 }
@@ -2451,17 +2468,20 @@ static int wgmma_available(void) {
 // (dK/dV's Q/dO and dQ's K/V tiles by TMA; split waits in both, over bits 2 and 4). v4 (measured slower,
 // opt-in): 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128 queries per CTA
 // (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 8 overrides 1 and 128).
-// Default 902 = v7 forward with Q in registers (3 CTAs per SM) + TMA backward + split waits
+// 1024 with 128 (bit 8 off): the v10 forward (attention_fwd3.cuh: three warpgroups with Q in registers share
+// each K/V tile; bits 64 and 512 do not apply to it). Default 1926 = v10 + TMA backward + split waits (session
+// 5: 128K block_sparse forward 9.06 -> 8.72 ms against 902). Before it, 902 = v7 forward with Q in registers
+// (3 CTAs per SM) + TMA backward + split waits
 // (bench/results/attention.md, session 4: at 128K block_sparse the v7 forward 12.4 -> 10.0 ms, Q in registers
 // 10.4 -> 9.1, the TMA backward 37.5 -> 32-34 ms; three stages +-2.5%; the pipelined forwards measured slower,
 // the split waits 1-2% faster). Session 3's v6 forward (bit 64 then: clusters sharing K/V by TMA multicast, commit 7de597e)
 // measured slower than v3 and was removed. LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant() override.
-#define PIPE_MASK 1023
+#define PIPE_MASK 2047
 static int g_pipe = -1;
 static int pipe_flags(void) {
     if (g_pipe < 0) {
         const char *e = getenv("LG_ATTN_PIPE");
-        g_pipe = e ? atoi(e) & PIPE_MASK : 902;
+        g_pipe = e ? atoi(e) & PIPE_MASK : 1926;
     }
     return g_pipe;
 }
@@ -2489,7 +2509,8 @@ static void *workspace(int which, size_t bytes) {
     return g_ws[which];
 }
 
-#include "kernels/cuda/attention_tma.cuh"  // v7 forward (bit 128, default): K/V tiles by TMA, mbarriers
+#include "kernels/cuda/attention_tma.cuh"   // v7 forward (bit 128, default): K/V tiles by TMA, mbarriers
+#include "kernels/cuda/attention_fwd3.cuh"  // v10 forward (bit 1024): three warpgroups share each K/V tile
 
 template <int D, int MINB>
 static void launch_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H, int KVH,
@@ -2507,7 +2528,8 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
     check_args("attention_fwd", B, S, H, KVH, D, mask);
     set_smem_limits();
     const int wg = lg_cuda_attention_impl();
-    const TileLists *L = get_lists(mask, KVH, S, wg && (pipe_flags() & 8));
+    const int v10 = wg && (pipe_flags() & (1024 | 128 | 8)) == (1024 | 128);
+    const TileLists *L = get_lists(mask, KVH, S, (wg && (pipe_flags() & 8) ? 1 : 0) | (v10 ? 2 : 0));
     MaskP m = mask_params(mask, KVH);
     if (wg) {
         const float scale_log2 = (float)(1.0 / sqrt((double)D)) * LOG2E;
@@ -2523,6 +2545,11 @@ extern "C" void lg_cuda_attention_fwd(void *out, float *lse, const void *q, cons
                     (bf16 *)out, lse, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, S, H, KVH, scale_log2, m,
                     L->off2, L->tiles2, L->np);
             cudaCheckLaunch("attn_fwd_wg2_kernel");
+            return;
+        }
+        if (v10) {  // three warpgroups share each K/V tile
+            if (D == 128) launch_fwd_wg3_d<128>(out, lse, q, k, v, B, S, H, KVH, m, L, scale_log2, stream);
+            else launch_fwd_wg3_d<64>(out, lse, q, k, v, B, S, H, KVH, m, L, scale_log2, stream);
             return;
         }
         if (pipe_flags() & 128) {  // v7: K/V by TMA (bit 64: three stages)

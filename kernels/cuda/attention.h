@@ -46,7 +46,9 @@ int lg_cuda_attention_impl(void);
 // 128 queries per CTA (two warpgroups share each loaded tile; bit 8 overrides 1 and 128; 62 = all of v4 with
 // split waits). -1 = default (the fastest measured; env LG_ATTN_PIPE=<flags> overrides it). Each variant is
 // bitwise deterministic, and every variant computes the same products in the same order per 64-row tile
-// (6, 134, 198, 390, 454 and 902 give bit-identical results; default 902).
+// (6, 134, 198, 390, 454 and 902 give bit-identical results). 1024 with 128: the v10 forward, three
+// warpgroups sharing each K/V tile (the same outputs as v7; lse may differ in the last bit). Default 1926
+// (v10 + TMA backward + split waits).
 void lg_cuda_attention_set_variant(int flags);
 int lg_cuda_attention_variant(void);  // the flags in effect
 
