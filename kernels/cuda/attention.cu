@@ -17,7 +17,7 @@
 // Backward (deterministic, no atomics): delta = rowsum(dO*O); dK/dV kernel per key tile loops over the query
 // heads of its GQA group and their query tiles in a fixed order; dQ kernel per query tile loops over its key
 // tiles. Both recompute P = exp(S*scale - lse).
-// Default wgmma variant (LG_ATTN_PIPE 1926, see pipe_flags): the v10 forward (attention_fwd3.cuh: three
+// Default wgmma variant (LG_ATTN_PIPE 1926, see pipe_flags): the v10 forward (attention_wg3.cuh: three
 // warpgroups with Q in registers share each K/V tile, streamed by TMA through an mbarrier ring) and the TMA
 // backward (the dK/dV and dQ kernels' TMA flag). Before it the v7 forward (attention_tma.cuh: one warpgroup
 // per CTA, three CTAs per SM; 902). All variants of one arithmetic family give bit-identical results
@@ -2295,7 +2295,7 @@ static const int32_t *kv_order(TileLists *t, int KVH) {
     return t->korder;
 }
 
-static void build_triples(TileLists *t, const HostLists *hl);  // attention_fwd3.cuh
+static void build_triples(TileLists *t, const HostLists *hl);  // attention_wg3.cuh
 
 // want: bit 1 the v4 kernels run, which walk the pair lists; bit 2 the v10 forward, which walks the triple
 // lists (each built once per cached mask).
@@ -2478,15 +2478,16 @@ static int wgmma_available(void) {
 // (dK/dV's Q/dO and dQ's K/V tiles by TMA; split waits in both, over bits 2 and 4). v4 (measured slower,
 // opt-in): 8 forward with 128 queries per CTA, 16 dK/dV with 128 keys per CTA, 32 dQ with 128 queries per CTA
 // (bits 2 and 4 still pick the split waits inside the 128-row dK/dV and dQ kernels; bit 8 overrides 1 and 128).
-// 1024 with 128 (bit 8 off): the v10 forward (attention_fwd3.cuh: three warpgroups with Q in registers share
-// each K/V tile; bits 64 and 512 do not apply to it). Default 1926 = v10 + TMA backward + split waits (session
+// 1024 with 128 (bit 8 off): the v10 forward (attention_wg3.cuh: three warpgroups with Q in registers share
+// each K/V tile; bits 64 and 512 do not apply to it). 2048 with 256 (bit 32 off): dQ with three warpgroups
+// sharing each K/V tile (attention_wg3.cuh; bit-identical, measured ~1% faster: opt-in). Default 1926 = v10 + TMA backward + split waits (session
 // 5: 128K block_sparse forward 9.06 -> 8.72 ms against 902). Before it, 902 = v7 forward with Q in registers
 // (3 CTAs per SM) + TMA backward + split waits
 // (bench/results/attention.md, session 4: at 128K block_sparse the v7 forward 12.4 -> 10.0 ms, Q in registers
 // 10.4 -> 9.1, the TMA backward 37.5 -> 32-34 ms; three stages +-2.5%; the pipelined forwards measured slower,
 // the split waits 1-2% faster). Session 3's v6 forward (bit 64 then: clusters sharing K/V by TMA multicast, commit 7de597e)
 // measured slower than v3 and was removed. LG_ATTN_PIPE=<flags> or lg_cuda_attention_set_variant() override.
-#define PIPE_MASK 2047
+#define PIPE_MASK 4095
 static int g_pipe = -1;
 static int pipe_flags(void) {
     if (g_pipe < 0) {
@@ -2520,7 +2521,7 @@ static void *workspace(int which, size_t bytes) {
 }
 
 #include "kernels/cuda/attention_tma.cuh"   // v7 forward (bit 128, default): K/V tiles by TMA, mbarriers
-#include "kernels/cuda/attention_fwd3.cuh"  // v10 forward (bit 1024): three warpgroups share each K/V tile
+#include "kernels/cuda/attention_wg3.cuh"   // three warpgroups share each K/V tile: v10 forward (1024), dQ (2048)
 
 template <int D, int MINB>
 static void launch_fwd(void *out, float *lse, const void *q, const void *k, const void *v, int B, int S, int H, int KVH,
@@ -2646,6 +2647,8 @@ static void launch_bwd(void *dq, void *dk, void *dv, const void *dout, const voi
                 (bf16 *)dq, (const bf16 *)q, (const bf16 *)k, (const bf16 *)v, (const bf16 *)dout, lse, delta, S, H,
                 KVH, scale, scale_log2, m, L->off2, L->tiles2, L->np);
             cudaCheckLaunch("attn_bwd_dq_wg2_kernel");
+        } else if (tma && (flags & 2048)) {  // three warpgroups share each K/V tile
+            launch_bwd_dq_wg3<D>(dq, q, k, v, dout, lse, delta, B, S, H, KVH, scale, scale_log2, m, L, stream);
         } else {
             auto dqk = tma ? attn_bwd_dq_wg_kernel<D, true, true>
                        : (flags & 4) ? attn_bwd_dq_wg_kernel<D, true, false>
@@ -2685,8 +2688,10 @@ extern "C" void lg_cuda_attention_bwd(void *dq, void *dk, void *dv, const void *
                                       int D, const lg_attn *mask, int deterministic, cudaStream_t stream) {
     check_args("attention_bwd", B, S, H, KVH, D, mask);
     set_smem_limits();
-    const TileLists *L =
-        get_lists(mask, KVH, S, deterministic && lg_cuda_attention_impl() && (pipe_flags() & (16 | 32)));
+    const int wgi = deterministic && lg_cuda_attention_impl();
+    const TileLists *L = get_lists(mask, KVH, S,
+                                   (wgi && (pipe_flags() & (16 | 32)) ? 1 : 0) |
+                                       (wgi && (pipe_flags() & (2048 | 256 | 32)) == (2048 | 256) ? 2 : 0));
     MaskP m = mask_params(mask, KVH);
     if (D == 128) launch_bwd<128>(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, m, L, deterministic, stream);
     else launch_bwd<64>(dq, dk, dv, dout, q, k, v, out, lse, B, S, H, KVH, m, L, deterministic, stream);

@@ -1,5 +1,6 @@
-// attention_fwd3.cuh (included by attention.cu after attention_tma.cuh): v10 forward, LG_ATTN_PIPE bit 1024
-// (with 128; the default 1926 = 1024 | 902): three warpgroups share every K/V tile.
+// attention_wg3.cuh (included by attention.cu after attention_tma.cuh): kernels in which three warpgroups share
+// every K/V tile: the v10 forward (LG_ATTN_PIPE bit 1024 with 128; the default 1926 = 1024 | 902) and the
+// three-warpgroup dQ (bit 2048 with 256; see attn_bwd_dq_wg3_kernel).
 //
 // Why (session 5 profile of v7 with Q in registers, 128K block_sparse): L2 throughput 73% of peak (each
 // 64-row CTA pulls 32 KB of K/V per 64x64 tile: 68 GB in 9.2 ms, 7.4 TB/s), and 11.5% of the stall samples
@@ -117,6 +118,157 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
 #endif
 }
 
+// dQ with three warpgroups sharing each K/V tile (LG_ATTN_PIPE bit 2048, with the TMA backward 256): the
+// v10 construction applied to attn_bwd_dq_wg_kernel. Why (session 5 profile of the final build, 128K
+// sink_window): dQ ran with 79.5% L2 throughput, 30% of its stall samples waiting on MMAs and 20% on the
+// K/V mbarriers, the state the forward was in before v10. Warpgroup w owns query tile 3p+w: its Q and dO tiles
+// in shared memory (cp.async, as the dQ kernel), lse and delta of its rows in registers, and the dQ kernel's
+// products in its order (S = Q K^T, dP = dO V^T, dQ += dS K). The ring and its protocol are v10's.
+// smem: Q[3], dO[3], ST stages (K, V), full[ST], empty[ST]; dQ staged over the stages at the end.
+// Measured (session 5, same call as 1926, two runs): bit-identical results; 128K bwd sink_window 29.27 / 29.36
+// vs 29.82 / 28.92, block_sparse 30.93 / 30.84 vs 31.25 / 31.50, FULL 32K 48.69 vs 49.26 ms: ~1%, so opt-in.
+// 168 registers with a 32-byte stack frame (384 threads cap them); Q/dO from shared memory keep the SS wgmmas.
+template <int D, int ST, int LA>
+__global__ void __launch_bounds__(WG3_THREADS, 1)
+    attn_bwd_dq_wg3_kernel(bf16 *__restrict__ dq, const bf16 *__restrict__ q, const bf16 *__restrict__ dout,
+                           const float *__restrict__ lse, const float *__restrict__ delta, int S, int H, int KVH,
+                           float scale, float scale_log2, MaskP m, const int32_t *__restrict__ off3,
+                           const int32_t *__restrict__ tiles3, int np3, const __grid_constant__ CUtensorMap tk,
+                           const __grid_constant__ CUtensorMap tv) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int TB = TILE * D, LDS = D + 8;
+    constexpr uint32_t STAGE_BYTES = 2 * TB * sizeof(bf16);
+    static_assert(LA >= 1 && LA < ST, "issue look-ahead must leave a stage of slack");
+    static_assert(3 * TILE * LDS <= ST * 2 * TB, "dQ staging must fit over the stages");
+    extern __shared__ __align__(1024) unsigned char smem_wg[];
+    bf16 *sQ = (bf16 *)smem_wg, *sO = sQ + 3 * TB, *stage0 = sO + 3 * TB;
+    uint64_t *full = (uint64_t *)(stage0 + ST * 2 * TB), *empty = full + ST;
+
+    const int p = np3 - 1 - blockIdx.x;  // long rows first
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (H / KVH);
+    const int wg = threadIdx.x >> 7, tid = threadIdx.x & 127;
+    const int lane = tid & 31, warp = tid >> 5, g = lane >> 2, t4 = lane & 3;
+    const int q0 = (3 * p + wg) * TILE;
+    const int64_t ldq = (int64_t)H * D;
+    const int lh = m.per_head ? kvh : 0;
+    const int i0 = off3[lh * (np3 + 1) + p], n = off3[lh * (np3 + 1) + p + 1] - i0;
+    const int32_t *lst = tiles3 + i0;
+    bf16 *myQ = sQ + wg * TB, *myO = sO + wg * TB;
+
+    const CUtensorMap *mk = &tk, *mv = &tv;
+    auto issue = [&](int st, int kt) {  // thread 0 only
+        mbar_expect_tx(&full[st], STAGE_BYTES);
+        bf16 *sk = stage0 + st * 2 * TB, *sv = sk + TB;
+        const int row = b * S + kt * TILE;
+#pragma unroll
+        for (int slab = 0; slab < D / 64; slab++) {
+            tma_load_2d(sk + slab * (TILE * 64), mk, kvh * D + slab * 64, row, &full[st]);
+            tma_load_2d(sv + slab * (TILE * 64), mv, kvh * D + slab * 64, row, &full[st]);
+        }
+    };
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < ST; s++) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], WG3_THREADS / 32);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        for (int j = 0; j < LA && j < n; j++) issue(j, lst[j] >> 3);
+    }
+    load_tile_swt<D, NTHREADS>(myQ, q + ((int64_t)b * S * H + h) * D, ldq, q0, S, tid);
+    load_tile_swt<D, NTHREADS>(myO, dout + ((int64_t)b * S * H + h) * D, ldq, q0, S, tid);
+    cp_async_commit();
+    float lr[2], dl[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int row = q0 + warp * 16 + g + r * 8;
+        const int64_t at = ((int64_t)b * H + h) * S + row;
+        lr[r] = row < S ? lse[at] * LOG2E : 0.f;
+        dl[r] = row < S ? delta[at] : 0.f;
+    }
+    cp_async_wait_all();
+    fence_async_smem();  // cp.async wrote Q/dO through the generic proxy; the MMAs read them through the async one
+    __syncthreads();     // Q/dO landed for all; the barriers are initialized
+
+    float acc[D / 2];
+#pragma unroll
+    for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
+    int ecur = n > 0 ? lst[0] : 0, enext = n > 1 ? lst[1] : 0;
+    int eissue = LA < n ? lst[LA] : 0;
+    for (int j = 0; j < n; j++) {
+        const int st = j % ST;
+        if (threadIdx.x == 0 && j + LA < n) {
+            const int jn = j + LA, sn = jn % ST;
+            if (jn >= ST) mbar_wait(&empty[sn], (uint32_t)((jn / ST - 1) & 1));
+            issue(sn, eissue >> 3);
+        }
+        const int en2 = j + 2 < n ? lst[j + 2] : 0;
+        const int ei2 = threadIdx.x == 0 && j + LA + 1 < n ? lst[j + LA + 1] : 0;
+        mbar_wait(&full[st], (uint32_t)((j / ST) & 1));  // every warp, every entry (see v10)
+        if ((ecur >> wg) & 1) {
+            const bf16 *cK = stage0 + st * 2 * TB, *cV = cK + TB;
+            const int k0 = (ecur >> 3) * TILE;
+            float s[32], dp[32];
+#pragma unroll
+            for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myQ, kk), desc_kmaj(cK, kk), kk > 0);
+            wg_commit();
+#pragma unroll
+            for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(myO, kk), desc_kmaj(cV, kk), kk > 0);
+            wg_commit();
+            wg_wait1();  // P while dP is still on the tensor cores
+            reg_fence<32>(s);
+#pragma unroll
+            for (int x = 0; x < 8; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
+            if (tile_needs_mask(m, q0, k0, S)) {
+#pragma unroll
+                for (int x = 0; x < 8; x++)
+#pragma unroll
+                    for (int c = 0; c < 4; c++) {
+                        int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
+                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
+                    }
+            }
+            wg_wait0();
+            reg_fence<32>(dp);
+#pragma unroll
+            for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
+            uint32_t da[4][4];
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
+            wg_fence();
+#pragma unroll
+            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
+            wg_commit();
+            wg_wait0();
+            reg_fence<D / 2>(acc);
+        }
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty[st]);
+        ecur = enext, enext = en2, eissue = ei2;
+    }
+    __syncthreads();  // every MMA is done: stage dQ over the stages (warpgroup w: rows w * 64..)
+    bf16 *stg = stage0 + (wg * TILE + warp * 16) * LDS;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * scale, acc[4 * i + 1] * scale);
+        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * scale, acc[4 * i + 3] * scale);
+    }
+    __syncwarp();
+    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = q0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
+    }
+#endif
+}
+
 // ---- host ----------------------------------------------------------------------------------------------
 // Union lists of query-tile triples (3p, 3p+1, 3p+2) from the per-tile forward lists: per list head and
 // triple, the key tiles any of the three sees, ascending, entry kt * 8 + (bit w: tile 3p+w sees kt).
@@ -211,4 +363,22 @@ static void launch_fwd_wg3_d(void *out, float *lse, const void *q, const void *k
     case 74: launch_fwd_wg3_s<D, 7, 4>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream); break;
     default: launch_fwd_wg3_s<D, 6, 2>(out, lse, q, tk, tv, B, S, H, KVH, m, L, scale_log2, stream);
     }
+}
+
+template <int D>
+static void launch_bwd_dq_wg3(void *dq, const void *q, const void *k, const void *v, const void *dout,
+                              const float *lse, const float *delta, int B, int S, int H, int KVH, float scale,
+                              float scale_log2, const MaskP &m, const TileLists *L, cudaStream_t stream) {
+    constexpr int ST = 4, LA = 2;  // 6 + 2 * 4 tiles: 224 KB at D = 128
+    const size_t smem = (size_t)(6 + 2 * ST) * TILE * D * sizeof(bf16) + 2 * ST * sizeof(uint64_t);
+    static int smem_set;
+    if (!smem_set) {
+        raise_smem(attn_bwd_dq_wg3_kernel<D, ST, LA>, smem);
+        smem_set = 1;
+    }
+    const CUtensorMap tk = make_rows_map(k, B, S, KVH, D), tv = make_rows_map(v, B, S, KVH, D);
+    attn_bwd_dq_wg3_kernel<D, ST, LA><<<dim3(L->np3, H, B), WG3_THREADS, smem, stream>>>(
+        (bf16 *)dq, (const bf16 *)q, (const bf16 *)dout, lse, delta, S, H, KVH, scale, scale_log2, m, L->off3,
+        L->tiles3, L->np3, tk, tv);
+    cudaCheckLaunch("attn_bwd_dq_wg3_kernel");
 }
