@@ -52,6 +52,9 @@ int lg_cuda_attention_impl(void);
 // (bit-identical to the 64-row dQ; measured ~1% faster, opt-in).
 void lg_cuda_attention_set_variant(int flags);
 int lg_cuda_attention_variant(void);  // the flags in effect
+// Host-only check of the v10 triple lists against the per-tile lists (no device needed): 1 = ok, else 0 with
+// the first difference in err.
+int lg_cuda_attention_check_lists(const lg_attn *mask, int KVH, int S, char *err, size_t errlen);
 
 // The sink part of SINK_WINDOW for the cuDNN path (attention_cudnn.cu): the keys k < sink that query q sees
 // only through the sink (q - k >= window), for a result (out, lse / dq, dk, dv) that already holds the causal +

@@ -315,3 +315,55 @@ static void launch_bwd_dq_wg3(void *dq, const void *q, const void *k, const void
         L->tiles3, L->np3, tk, tv);
     cudaCheckLaunch("attn_bwd_dq_wg3_kernel");
 }
+
+// Host-only check of the triple lists against the per-tile lists they are built from (no device needed:
+// tests/gpu/test_attention_lists.c runs it in CI). For every list head and triple p: entries strictly ascending
+// in key tile, each with at least one bit, no bit for a tile past the end, and the entries with bit w, in order,
+// exactly tile 3p+w's list. 1 = ok; else 0 and the first difference in err.
+extern "C" int lg_cuda_attention_check_lists(const lg_attn *mask, int KVH, int S, char *err, size_t errlen) {
+    const int nh = mask->kind == LG_ATTN_BLOCK_SPARSE ? KVH : 1, nqt = (S + TILE - 1) / TILE, np3 = (nqt + 2) / 3;
+    HostLists hl;
+    host_lists(&hl, mask, KVH, S, nh, nqt);
+    int32_t *off3 = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)nh * (np3 + 1));
+    const int64_t total = triple_lists(hl.off, hl.tiles, nh, nqt, np3, off3, NULL);
+    int32_t *l3 = (int32_t *)host_alloc(sizeof(int32_t) * (size_t)(total > 0 ? total : 1));
+    triple_lists(hl.off, hl.tiles, nh, nqt, np3, off3, l3);
+    int ok = 1;
+    for (int h = 0; h < nh && ok; h++)
+        for (int p = 0; p < np3 && ok; p++) {
+            const int64_t a = off3[(int64_t)h * (np3 + 1) + p], e = off3[(int64_t)h * (np3 + 1) + p + 1];
+            int64_t idx[3], end[3];
+            for (int w = 0; w < 3; w++) {
+                const int t = 3 * p + w;
+                idx[w] = t < nqt ? hl.off[(int64_t)h * (nqt + 1) + t] : 0;
+                end[w] = t < nqt ? hl.off[(int64_t)h * (nqt + 1) + t + 1] : 0;
+            }
+            for (int64_t i = a; i < e && ok; i++) {
+                const int kt = l3[i] >> 3, bits = l3[i] & 7;
+                if (bits == 0 || (i > a && kt <= (l3[i - 1] >> 3))) {
+                    snprintf(err, errlen, "head %d triple %d entry %lld: kt %d bits %d (empty or not ascending)", h,
+                             p, (long long)(i - a), kt, bits);
+                    ok = 0;
+                }
+                for (int w = 0; w < 3 && ok; w++)
+                    if ((bits >> w) & 1) {
+                        if (idx[w] >= end[w] || hl.tiles[idx[w]] != kt) {
+                            snprintf(err, errlen, "head %d triple %d: tile %d's list does not have key tile %d next",
+                                     h, p, 3 * p + w, kt);
+                            ok = 0;
+                        }
+                        idx[w]++;
+                    }
+            }
+            for (int w = 0; w < 3 && ok; w++)
+                if (idx[w] != end[w]) {
+                    snprintf(err, errlen, "head %d triple %d: tile %d's list has %lld entries the triple list lacks",
+                             h, p, 3 * p + w, (long long)(end[w] - idx[w]));
+                    ok = 0;
+                }
+        }
+    free(off3);
+    free(l3);
+    free_host_lists(&hl);
+    return ok;
+}
