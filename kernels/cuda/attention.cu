@@ -1806,18 +1806,20 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
             // P^T while dP^T is still on the tensor cores; dV's product runs while dS^T is formed
             wg_wait1();
             reg_fence<32>(s);
+            // straight-line exponentials, the mask after them under one branch (as the 64-key kernel)
 #pragma unroll
             for (int x = 0; x < 8; x++)
 #pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int qi = x * 8 + t4 * 2 + (c & 1);
-                    float pv = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
-                    if (need) {
-                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
+                for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
+            if (need) {
+#pragma unroll
+                for (int x = 0; x < 8; x++)
+#pragma unroll
+                    for (int c = 0; c < 4; c++) {
+                        int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
                     }
-                    s[4 * x + c] = pv;
-                }
+            }
 #pragma unroll
             for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
             wg_fence();
@@ -1843,20 +1845,25 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
         reg_fence<32>(s);
         reg_fence<32>(dp);
 #pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
+        if (need) {
+#pragma unroll
+            for (int x = 0; x < 8; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
+                }
+        }
+#pragma unroll
         for (int kc = 0; kc < 4; kc++) {
 #pragma unroll
             for (int x = 2 * kc; x < 2 * kc + 2; x++)
 #pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int qi = x * 8 + t4 * 2 + (c & 1);
-                    float pv = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
-                    if (need) {
-                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
-                    }
-                    s[4 * x + c] = pv;
-                    dp[4 * x + c] = pv * (dp[4 * x + c] - cD[qi]);
-                }
+                for (int c = 0; c < 4; c++)
+                    dp[4 * x + c] = s[4 * x + c] * (dp[4 * x + c] - cD[x * 8 + t4 * 2 + (c & 1)]);
             frag_a(pa[kc], s, kc);
             frag_a(da[kc], dp, kc);
         }
@@ -1960,65 +1967,13 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dq_wg2_kernel(
         }
         cp_async_commit();
         if (!((e >> wg) & 1)) continue;
-        const bf16 *cK = sK + (j % ST) * TB, *cV = sV + (j % ST) * TB;
-        const int k0 = (e >> 2) * TILE;
-
-        float s[32], dp[32];
-#pragma unroll
-        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myQ, kk), desc_kmaj(cK, kk), kk > 0);
-        if (PIPE) wg_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(myO, kk), desc_kmaj(cV, kk), kk > 0);
-        wg_commit();
-        if (PIPE) wg_wait1();  // P while dP is still on the tensor cores
-        else wg_wait0();
-        reg_fence<32>(s);
-
-        const bool need = tile_needs_mask(m, q0, k0, S);
-#pragma unroll
-        for (int x = 0; x < 8; x++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                float pv = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
-                if (need) {
-                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
-                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
-                }
-                s[4 * x + c] = pv;
-            }
-        if (PIPE) wg_wait0();
-        reg_fence<32>(dp);
-#pragma unroll
-        for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
-        uint32_t da[4][4];
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
-        wg_commit();
-        wg_wait0();
-        reg_fence<D / 2>(acc);
+        wg_dq_step<D, PIPE>(acc, myQ, myO, sK + (j % ST) * TB, sV + (j % ST) * TB, lr, dl, m, q0, (e >> 2) * TILE,
+                            S, kvh, scale_log2, warp, g, t4);
     }
     cp_async_wait_all();
     __syncthreads();  // stage dQ over K/V
-    bf16 *st = sK + (wg * TILE + warp * 16) * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * scale, acc[4 * i + 1] * scale);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * scale, acc[4 * i + 3] * scale);
-    }
-    __syncwarp();
-    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    wg_store_rows<D>(dq + ((int64_t)b * S * H + h) * D, ldq, acc, scale, scale, sK + (wg * TILE + warp * 16) * LDS,
+                     q0, S, warp, lane);
 #endif
 }
 
