@@ -318,19 +318,7 @@ __global__ void __launch_bounds__(NTHREADS, MINB) attn_fwd_kernel(bf16 *__restri
                 acc[i][2 * r + 1] *= corr;
             }
         }
-        // O += P V
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-            uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]), pack_bf16(s[2 * kc][2], s[2 * kc][3]),
-                             pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-            for (int dp = 0; dp < D / 16; dp++) {
-                uint32_t bb[4];
-                ldsm_x4_t(bb, cV + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
-                mma16816(acc[2 * dp], a, bb[0], bb[1]);
-                mma16816(acc[2 * dp + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_frag_tile<D>(acc, s, cV);  // O += P V
     }
 
     // finish: O / l, lse = ln(sum exp(scaled score)) = m ln2 + ln l
