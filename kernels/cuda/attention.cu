@@ -318,19 +318,7 @@ __global__ void __launch_bounds__(NTHREADS, MINB) attn_fwd_kernel(bf16 *__restri
                 acc[i][2 * r + 1] *= corr;
             }
         }
-        // O += P V
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-            uint32_t a[4] = {pack_bf16(s[2 * kc][0], s[2 * kc][1]), pack_bf16(s[2 * kc][2], s[2 * kc][3]),
-                             pack_bf16(s[2 * kc + 1][0], s[2 * kc + 1][1]), pack_bf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-            for (int dp = 0; dp < D / 16; dp++) {
-                uint32_t bb[4];
-                ldsm_x4_t(bb, cV + (kc * 16 + (lane & 15)) * LDS + dp * 16 + (lane >> 4) * 8);
-                mma16816(acc[2 * dp], a, bb[0], bb[1]);
-                mma16816(acc[2 * dp + 1], a, bb[2], bb[3]);
-            }
-        }
+        mma_frag_tile<D>(acc, s, cV);  // O += P V
     }
 
     // finish: O / l, lse = ln(sum exp(scaled score)) = m ln2 + ln l
@@ -982,6 +970,28 @@ static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], fl
     wg_wait0();
     reg_fence<D / 2>(acc);
 }
+// One warp's 16 rows (row0 + warp * 16..) of a warpgroup's D-wide fp32 accumulator (wgmma layout), times f0
+// (rows g) and f1 (rows g + 8), as bf16 into global rows (stride ld, rows >= S skipped): staged through stg
+// (the warp's 16 padded rows, stride D + 8: no bank conflicts) so that each lane stores 16 contiguous bytes.
+// The caller makes sure no MMA still reads the shared memory under stg.
+template <int D>
+static __device__ __forceinline__ void wg_store_rows(bf16 *dst, int64_t ld, const float *acc, float f0, float f1,
+                                                     bf16 *stg, int row0, int S, int warp, int lane) {
+    constexpr int LDS = D + 8;
+    const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * f0, acc[4 * i + 1] * f0);
+        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * f1, acc[4 * i + 3] * f1);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = row0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(dst + (int64_t)row * ld + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
+    }
+}
 // The forward's end for one warpgroup's 64 query rows (q0..): lse (natural log; -inf for a row that saw no
 // key) and O = acc / l. O is staged per warp through stg (this warp's 16 rows, stride D + 8: no bank conflicts)
 // so that the stores are 16 contiguous bytes per lane. Contains a __syncthreads (every thread of the CTA must
@@ -990,7 +1000,6 @@ template <int D>
 static __device__ __forceinline__ void wg_fwd_epilogue(bf16 *og, int64_t ldq, float *lsep, const float *acc,
                                                        const float mrow[2], const float lrow[2], bf16 *stg, int q0,
                                                        int S, int warp, int lane) {
-    constexpr int LDS = D + 8;
     const int g = lane >> 2, t4 = lane & 3;
     float inv[2];
 #pragma unroll
@@ -1003,18 +1012,7 @@ static __device__ __forceinline__ void wg_fwd_epilogue(bf16 *og, int64_t ldq, fl
         if (t4 == 0 && row < S) lsep[row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
     }
     __syncthreads();
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * inv[0], acc[4 * i + 1] * inv[0]);
-        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * inv[1], acc[4 * i + 3] * inv[1]);
-    }
-    __syncwarp();
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
-    }
+    wg_store_rows<D>(og, ldq, acc, inv[0], inv[1], stg, q0, S, warp, lane);
 }
 #endif
 
@@ -1417,6 +1415,59 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
 #endif
 }
 
+// One key tile of the wgmma dQ pass for a warpgroup's 64 query rows q0.. (its Q, dO tiles sQ, sO; key tile k0
+// in cK, cV; lr = lse * log2 e and dl = delta of this thread's two rows): S = Q K^T, dP = dO V^T, P, dS, and
+// dQ (acc) += dS K, every MMA waited for. PIPE: P is formed while dP is still on the tensor cores. Used by the
+// 64-row dQ kernel and by the three-warpgroup one (attention_wg3.cuh): the same products in the same order.
+template <int D, bool PIPE>
+static __device__ __forceinline__ void wg_dq_step(float *acc, const bf16 *sQ, const bf16 *sO, const bf16 *cK,
+                                                  const bf16 *cV, const float lr[2], const float dl[2],
+                                                  const MaskP &m, int q0, int k0, int S, int kvh, float scale_log2,
+                                                  int warp, int g, int t4) {
+    float s[32], dp[32];
+#pragma unroll
+    for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
+    if (PIPE) wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sO, kk), desc_kmaj(cV, kk), kk > 0);
+    wg_commit();
+    if (PIPE) wg_wait1();  // P while dP is still on the tensor cores
+    else wg_wait0();
+    reg_fence<32>(s);
+    // all 32 exponentials in one block, the mask after it under one branch (a test per element split the
+    // block into 8 basic blocks with a branch each; session 5)
+#pragma unroll
+    for (int x = 0; x < 8; x++)
+#pragma unroll
+        for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
+    if (tile_needs_mask(m, q0, k0, S)) {
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
+                if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
+            }
+    }
+    if (PIPE) wg_wait0();
+    reg_fence<32>(dp);
+#pragma unroll
+    for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
+    // dQ += dS K (K read as B = [key][d], N-major)
+    uint32_t da[4][4];
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
+    wg_fence();
+#pragma unroll
+    for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
+    wg_commit();
+    wg_wait0();
+    reg_fence<D / 2>(acc);
+}
+
 // dQ, wgmma. grid (query tiles, H, B), walking the forward key-tile list as attn_bwd_dq_kernel.
 // smem: Q, dO, K[2], V[2] (swizzled); dQ staged through K[0..1].
 // TMA: K/V tiles by TMA (tk, tv as make_rows_map) onto full[2], one thread issuing, as the v7 forward.
@@ -1502,67 +1553,13 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dq_wg_kernel(
             }
             k0 = lst[j] * TILE;
         }
-        const bf16 *cK = sK + buf * TB, *cV = sV + buf * TB;
-
-        float s[32], dp[32];
-#pragma unroll
-        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sQ, kk), desc_kmaj(cK, kk), kk > 0);
-        if (PIPE) wg_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sO, kk), desc_kmaj(cV, kk), kk > 0);
-        wg_commit();
-        if (PIPE) wg_wait1();  // P while dP is still on the tensor cores
-        else wg_wait0();
-        reg_fence<32>(s);
-
-        // all 32 exponentials in one block, the mask after it under one branch (see dK/dV)
-#pragma unroll
-        for (int x = 0; x < 8; x++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
-        if (tile_needs_mask(m, q0, k0, S)) {
-#pragma unroll
-            for (int x = 0; x < 8; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
-                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
-                }
-        }
-        if (PIPE) wg_wait0();
-        reg_fence<32>(dp);
-#pragma unroll
-        for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
-        // dQ += dS K (K read as B = [key][d], N-major)
-        uint32_t da[4][4];
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
-        wg_commit();
-        wg_wait0();
-        reg_fence<D / 2>(acc);
+        wg_dq_step<D, PIPE>(acc, sQ, sO, sK + buf * TB, sV + buf * TB, lr, dl, m, q0, k0, S, kvh, scale_log2, warp,
+                            g, t4);
     }
     cp_async_wait_all();
     __syncthreads();  // stage dQ over K[0..1]
-    bf16 *st = sK + warp * 16 * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * scale, acc[4 * i + 1] * scale);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * scale, acc[4 * i + 3] * scale);
-    }
-    __syncwarp();
-    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    wg_store_rows<D>(dq + ((int64_t)b * S * H + h) * D, ldq, acc, scale, scale, sK + warp * 16 * LDS, q0, S, warp,
+                     lane);
 #endif
 }
 
@@ -1797,18 +1794,20 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
             // P^T while dP^T is still on the tensor cores; dV's product runs while dS^T is formed
             wg_wait1();
             reg_fence<32>(s);
+            // straight-line exponentials, the mask after them under one branch (as the 64-key kernel)
 #pragma unroll
             for (int x = 0; x < 8; x++)
 #pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int qi = x * 8 + t4 * 2 + (c & 1);
-                    float pv = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
-                    if (need) {
-                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
+                for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
+            if (need) {
+#pragma unroll
+                for (int x = 0; x < 8; x++)
+#pragma unroll
+                    for (int c = 0; c < 4; c++) {
+                        int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
                     }
-                    s[4 * x + c] = pv;
-                }
+            }
 #pragma unroll
             for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
             wg_fence();
@@ -1834,20 +1833,25 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
         reg_fence<32>(s);
         reg_fence<32>(dp);
 #pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
+        if (need) {
+#pragma unroll
+            for (int x = 0; x < 8; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
+                }
+        }
+#pragma unroll
         for (int kc = 0; kc < 4; kc++) {
 #pragma unroll
             for (int x = 2 * kc; x < 2 * kc + 2; x++)
 #pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int qi = x * 8 + t4 * 2 + (c & 1);
-                    float pv = ex2f(s[4 * x + c] * scale_log2 - cL[qi]);
-                    if (need) {
-                        int qq = q0 + qi, kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
-                    }
-                    s[4 * x + c] = pv;
-                    dp[4 * x + c] = pv * (dp[4 * x + c] - cD[qi]);
-                }
+                for (int c = 0; c < 4; c++)
+                    dp[4 * x + c] = s[4 * x + c] * (dp[4 * x + c] - cD[x * 8 + t4 * 2 + (c & 1)]);
             frag_a(pa[kc], s, kc);
             frag_a(da[kc], dp, kc);
         }
@@ -1951,65 +1955,13 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dq_wg2_kernel(
         }
         cp_async_commit();
         if (!((e >> wg) & 1)) continue;
-        const bf16 *cK = sK + (j % ST) * TB, *cV = sV + (j % ST) * TB;
-        const int k0 = (e >> 2) * TILE;
-
-        float s[32], dp[32];
-#pragma unroll
-        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myQ, kk), desc_kmaj(cK, kk), kk > 0);
-        if (PIPE) wg_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(myO, kk), desc_kmaj(cV, kk), kk > 0);
-        wg_commit();
-        if (PIPE) wg_wait1();  // P while dP is still on the tensor cores
-        else wg_wait0();
-        reg_fence<32>(s);
-
-        const bool need = tile_needs_mask(m, q0, k0, S);
-#pragma unroll
-        for (int x = 0; x < 8; x++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                float pv = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
-                if (need) {
-                    int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
-                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) pv = 0.f;
-                }
-                s[4 * x + c] = pv;
-            }
-        if (PIPE) wg_wait0();
-        reg_fence<32>(dp);
-#pragma unroll
-        for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
-        uint32_t da[4][4];
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
-        wg_commit();
-        wg_wait0();
-        reg_fence<D / 2>(acc);
+        wg_dq_step<D, PIPE>(acc, myQ, myO, sK + (j % ST) * TB, sV + (j % ST) * TB, lr, dl, m, q0, (e >> 2) * TILE,
+                            S, kvh, scale_log2, warp, g, t4);
     }
     cp_async_wait_all();
     __syncthreads();  // stage dQ over K/V
-    bf16 *st = sK + (wg * TILE + warp * 16) * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * scale, acc[4 * i + 1] * scale);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * scale, acc[4 * i + 3] * scale);
-    }
-    __syncwarp();
-    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    wg_store_rows<D>(dq + ((int64_t)b * S * H + h) * D, ldq, acc, scale, scale, sK + (wg * TILE + warp * 16) * LDS,
+                     q0, S, warp, lane);
 #endif
 }
 

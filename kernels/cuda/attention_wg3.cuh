@@ -36,7 +36,6 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int TB = TILE * D;
     static_assert(LA >= 1 && LA < ST, "issue look-ahead must leave a stage of slack");
-    constexpr uint32_t STAGE_BYTES = 2 * TB * sizeof(bf16);
     static_assert(3 * TILE * (D + 8) <= ST * 2 * TB, "O staging must fit over the stages");
     extern __shared__ __align__(1024) unsigned char smem_wg[];
     bf16 *stage0 = (bf16 *)smem_wg;  // stage s at stage0 + s * 2 * TB: K, then V
@@ -54,16 +53,9 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
     const int i0 = off3[lh * (np3 + 1) + p], n = off3[lh * (np3 + 1) + p + 1] - i0;
     const int32_t *lst = tiles3 + i0;
 
-    const CUtensorMap *mk = &tk, *mv = &tv;
-    auto issue = [&](int st, int kt) {  // thread 0 only
-        mbar_expect_tx(&full[st], STAGE_BYTES);
-        bf16 *sk = stage0 + st * 2 * TB, *sv = sk + TB;
-        const int row = b * S + kt * TILE;
-#pragma unroll
-        for (int slab = 0; slab < D / 64; slab++) {
-            tma_load_2d(sk + slab * (TILE * 64), mk, kvh * D + slab * 64, row, &full[st]);
-            tma_load_2d(sv + slab * (TILE * 64), mv, kvh * D + slab * 64, row, &full[st]);
-        }
+    auto issue = [&](int st, int kt) {  // thread 0 only: K and V of key tile kt into stage st
+        tma_tile_pair<D>(stage0 + st * 2 * TB, stage0 + st * 2 * TB + TB, &tk, &tv, kvh * D, b * S + kt * TILE,
+                         &full[st]);
     };
     if (threadIdx.x == 0) {
         for (int s = 0; s < ST; s++) {
@@ -137,7 +129,6 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
                            const __grid_constant__ CUtensorMap tv) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int TB = TILE * D, LDS = D + 8;
-    constexpr uint32_t STAGE_BYTES = 2 * TB * sizeof(bf16);
     static_assert(LA >= 1 && LA < ST, "issue look-ahead must leave a stage of slack");
     static_assert(3 * TILE * LDS <= ST * 2 * TB, "dQ staging must fit over the stages");
     extern __shared__ __align__(1024) unsigned char smem_wg[];
@@ -156,16 +147,9 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
     const int32_t *lst = tiles3 + i0;
     bf16 *myQ = sQ + wg * TB, *myO = sO + wg * TB;
 
-    const CUtensorMap *mk = &tk, *mv = &tv;
-    auto issue = [&](int st, int kt) {  // thread 0 only
-        mbar_expect_tx(&full[st], STAGE_BYTES);
-        bf16 *sk = stage0 + st * 2 * TB, *sv = sk + TB;
-        const int row = b * S + kt * TILE;
-#pragma unroll
-        for (int slab = 0; slab < D / 64; slab++) {
-            tma_load_2d(sk + slab * (TILE * 64), mk, kvh * D + slab * 64, row, &full[st]);
-            tma_load_2d(sv + slab * (TILE * 64), mv, kvh * D + slab * 64, row, &full[st]);
-        }
+    auto issue = [&](int st, int kt) {  // thread 0 only: K and V of key tile kt into stage st
+        tma_tile_pair<D>(stage0 + st * 2 * TB, stage0 + st * 2 * TB + TB, &tk, &tv, kvh * D, b * S + kt * TILE,
+                         &full[st]);
     };
     if (threadIdx.x == 0) {
         for (int s = 0; s < ST; s++) {
@@ -205,67 +189,16 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
         const int en2 = j + 2 < n ? lst[j + 2] : 0;
         const int ei2 = threadIdx.x == 0 && j + LA + 1 < n ? lst[j + LA + 1] : 0;
         mbar_wait(&full[st], (uint32_t)((j / ST) & 1));  // every warp, every entry (see v10)
-        if ((ecur >> wg) & 1) {
-            const bf16 *cK = stage0 + st * 2 * TB, *cV = cK + TB;
-            const int k0 = (ecur >> 3) * TILE;
-            float s[32], dp[32];
-#pragma unroll
-            for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
-            wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myQ, kk), desc_kmaj(cK, kk), kk > 0);
-            wg_commit();
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(myO, kk), desc_kmaj(cV, kk), kk > 0);
-            wg_commit();
-            wg_wait1();  // P while dP is still on the tensor cores
-            reg_fence<32>(s);
-#pragma unroll
-            for (int x = 0; x < 8; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - lr[c >> 1]);
-            if (tile_needs_mask(m, q0, k0, S)) {
-#pragma unroll
-                for (int x = 0; x < 8; x++)
-#pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        int qq = q0 + warp * 16 + g + (c >> 1) * 8, kk = k0 + x * 8 + t4 * 2 + (c & 1);
-                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
-                    }
-            }
-            wg_wait0();
-            reg_fence<32>(dp);
-#pragma unroll
-            for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - dl[(x >> 1) & 1]);
-            uint32_t da[4][4];
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
-            wg_fence();
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(acc, da[kc], desc_nmaj(cK, kc));
-            wg_commit();
-            wg_wait0();
-            reg_fence<D / 2>(acc);
-        }
+        if ((ecur >> wg) & 1)
+            wg_dq_step<D, true>(acc, myQ, myO, stage0 + st * 2 * TB, stage0 + st * 2 * TB + TB, lr, dl, m, q0,
+                                (ecur >> 3) * TILE, S, kvh, scale_log2, warp, g, t4);
         __syncwarp();
         if (lane == 0) mbar_arrive(&empty[st]);
         ecur = enext, enext = en2, eissue = ei2;
     }
     __syncthreads();  // every MMA is done: stage dQ over the stages (warpgroup w: rows w * 64..)
-    bf16 *stg = stage0 + (wg * TILE + warp * 16) * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * scale, acc[4 * i + 1] * scale);
-        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * scale, acc[4 * i + 3] * scale);
-    }
-    __syncwarp();
-    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
-    }
+    wg_store_rows<D>(dq + ((int64_t)b * S * H + h) * D, ldq, acc, scale, scale,
+                     stage0 + (wg * TILE + warp * 16) * LDS, q0, S, warp, lane);
 #endif
 }
 
