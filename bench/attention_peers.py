@@ -3,7 +3,7 @@
 # masks (FULL causal, SINK_WINDOW 64/2048, BLOCK_SPARSE 64/16/64 per KV head), bf16, B=1, D=128.
 # Method as ../shared/bench/anchors.py: CUDA events, 2 warm-ups, median of 5. TFLOP/s use the same count
 # as bench_attention: kept (query, key) pairs, fwd 4*D*pairs, fwd+bwd 14*D*pairs.
-# Usage: [PEERS_ONLY=flex_sink_window,...] [PEERS_GQA=all] python3 bench/attention_peers.py [S ...]
+# Usage: [PEERS_ONLY=flex_sink_window,...] [PEERS_GQA=all] [PEERS_DYNAMIC=1] python3 bench/attention_peers.py [S ...]
 #   (default 8192 32768 131072; 64 query / 8 KV heads at 32768 only, or at every S with PEERS_GQA=all)
 # One JSON line per measurement.
 import os, sys, json
@@ -88,7 +88,10 @@ def run(S, H, KVH, D=128):
             report(name, "full", fwd, bench(fb))
         except Exception as e:
             print(json.dumps({"peer": name, "S": S, "H": H, "KVH": KVH, "error": str(e)[:200]}), flush=True)
-    flex = torch.compile(flex_attention)
+    # dynamic=False: a shape-specialized kernel per S. By default dynamo recompiles a second shape with symbolic
+    # sizes ("automatic dynamic shapes"); sessions 4-5 timed 128K after 8K and 32K that way (PEERS_DYNAMIC=1
+    # reproduces it), which the session-6 check found slower than the static compile
+    flex = torch.compile(flex_attention, dynamic=None if os.environ.get("PEERS_DYNAMIC") == "1" else False)
 
     def causal(b, h, qi, ki):
         return qi >= ki
@@ -121,7 +124,12 @@ def run(S, H, KVH, D=128):
 
 if __name__ == "__main__":
     sizes = [int(s) for s in sys.argv[1:]] or [8192, 32768, 131072]
-    print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
+    try:  # FlexAttention's kernels are Triton's: its version moved the flex numbers by 16-29% (session 6)
+        import triton
+        tv = triton.__version__
+    except Exception:
+        tv = None
+    print(json.dumps({"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "triton": tv,
                       "cudnn": torch.backends.cudnn.version()}), flush=True)
     for S in sizes:
         run(S, 32, 32)
