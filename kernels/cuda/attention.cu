@@ -206,6 +206,38 @@ static __device__ __forceinline__ bool tile_needs_mask(const MaskP &m, int q0, i
     return false;
 }
 
+// One warp's 16 staged bf16 rows (stg: this warp's rows, stride D + 8) to global rows row0 + warp * 16..
+// (stride ld; rows >= S skipped), 16 contiguous bytes per lane. The caller __syncwarp()s after staging.
+template <int D>
+static __device__ __forceinline__ void warp_store_staged(bf16 *dst, int64_t ld, const bf16 *stg, int row0, int S,
+                                                         int warp, int lane) {
+    constexpr int LDS = D + 8;
+#pragma unroll
+    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
+        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
+        int row = row0 + warp * 16 + r;
+        if (row < S) *(uint4 *)(dst + (int64_t)row * ld + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
+    }
+}
+// One warp's 16 rows (row0 + warp * 16..) of a D-wide fp32 accumulator in the m16n8 / wgmma fragment layout
+// (acc[4i + c]: row g + 8 (c >> 1), column 8i + 2 t4 + (c & 1); mma.sync's acc[D/8][4] is the same memory),
+// times f0 (rows g) and f1 (rows g + 8), as bf16 into global rows (stride ld, rows >= S skipped): staged
+// through stg (the warp's 16 padded rows, stride D + 8: no bank conflicts) so that each lane stores 16
+// contiguous bytes. The caller makes sure no MMA still reads the shared memory under stg.
+template <int D>
+static __device__ __forceinline__ void wg_store_rows(bf16 *dst, int64_t ld, const float *acc, float f0, float f1,
+                                                     bf16 *stg, int row0, int S, int warp, int lane) {
+    constexpr int LDS = D + 8;
+    const int g = lane >> 2, t4 = lane & 3;
+#pragma unroll
+    for (int i = 0; i < D / 8; i++) {
+        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * f0, acc[4 * i + 1] * f0);
+        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * f1, acc[4 * i + 3] * f1);
+    }
+    __syncwarp();
+    warp_store_staged<D>(dst, ld, stg, row0, S, warp, lane);
+}
+
 // ------------------------------------------------------------------------------------------------------
 // forward: grid (query tiles, H, B); CTA = 64 queries of one head.
 // smem: K[2], V[2] tiles (double buffer; Q is staged in K[1] before the loop).
@@ -332,21 +364,9 @@ __global__ void __launch_bounds__(NTHREADS, MINB) attn_fwd_kernel(bf16 *__restri
         int row = q0 + warp * 16 + g + r * 8;
         if (t4 == 0 && row < S) lse[((int64_t)b * H + h) * S + row] = l > 0.f ? mrow[r] * LN2 + logf(l) : -INFINITY;
     }
-    __syncthreads();  // all warps are done with every K/V buffer: stage O in K[0]
-    bf16 *st = sK + warp * 16 * LDS;  // this warp's 16 rows
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][0] * inv[0], acc[i][1] * inv[0]);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][2] * inv[1], acc[i][3] * inv[1]);
-    }
-    __syncwarp();
-    bf16 *og = out + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    __syncthreads();  // all warps are done with every K/V buffer: stage O in K[0] (this warp's 16 rows)
+    wg_store_rows<D>(out + ((int64_t)b * S * H + h) * D, ldq, &acc[0][0], inv[0], inv[1], sK + warp * 16 * LDS, q0,
+                     S, warp, lane);
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -527,26 +547,10 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dkdv_kernel(
     // Each warp reads only its own 16 rows of sK/sV (except the ATOMIC dQ product, which reads all of sK:
     // wait for it): stage its dK/dV there, then write 16-byte rows.
     if (ATOMIC) __syncthreads();
-    bf16 *stk = sK + warp * 16 * LDS, *stv = sV + warp * 16 * LDS;
     __syncwarp();
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(stk + g * LDS + i * 8 + t4 * 2) = pack_bf16(dka[i][0] * scale, dka[i][1] * scale);
-        *(uint32_t *)(stk + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dka[i][2] * scale, dka[i][3] * scale);
-        *(uint32_t *)(stv + g * LDS + i * 8 + t4 * 2) = pack_bf16(dva[i][0], dva[i][1]);
-        *(uint32_t *)(stv + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dva[i][2], dva[i][3]);
-    }
-    __syncwarp();
-    bf16 *dkg = dk + ((int64_t)b * S * KVH + kvh) * D, *dvg = dv + ((int64_t)b * S * KVH + kvh) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = k0 + warp * 16 + r;
-        if (row < S) {
-            *(uint4 *)(dkg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stk + r * LDS + ch * 8);
-            *(uint4 *)(dvg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stv + r * LDS + ch * 8);
-        }
-    }
+    const int64_t kvo = ((int64_t)b * S * KVH + kvh) * D;
+    wg_store_rows<D>(dk + kvo, ldk, &dka[0][0], scale, scale, sK + warp * 16 * LDS, k0, S, warp, lane);
+    wg_store_rows<D>(dv + kvo, ldk, &dva[0][0], 1.f, 1.f, sV + warp * 16 * LDS, k0, S, warp, lane);
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -670,20 +674,8 @@ __global__ void __launch_bounds__(NTHREADS) attn_bwd_dq_kernel(
     }
 
     __syncthreads();  // stage dQ in K[0]
-    bf16 *st = sK + warp * 16 * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(st + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][0] * scale, acc[i][1] * scale);
-        *(uint32_t *)(st + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[i][2] * scale, acc[i][3] * scale);
-    }
-    __syncwarp();
-    bf16 *dqg = dq + ((int64_t)b * S * H + h) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(st + r * LDS + ch * 8);
-    }
+    wg_store_rows<D>(dq + ((int64_t)b * S * H + h) * D, ldq, &acc[0][0], scale, scale, sK + warp * 16 * LDS, q0, S,
+                     warp, lane);
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -969,28 +961,6 @@ static __device__ __forceinline__ void wg_fwd_tile(float *acc, float mrow[2], fl
     wg_fwd_pv<D>(acc, s, corr, cV);
     wg_wait0();
     reg_fence<D / 2>(acc);
-}
-// One warp's 16 rows (row0 + warp * 16..) of a warpgroup's D-wide fp32 accumulator (wgmma layout), times f0
-// (rows g) and f1 (rows g + 8), as bf16 into global rows (stride ld, rows >= S skipped): staged through stg
-// (the warp's 16 padded rows, stride D + 8: no bank conflicts) so that each lane stores 16 contiguous bytes.
-// The caller makes sure no MMA still reads the shared memory under stg.
-template <int D>
-static __device__ __forceinline__ void wg_store_rows(bf16 *dst, int64_t ld, const float *acc, float f0, float f1,
-                                                     bf16 *stg, int row0, int S, int warp, int lane) {
-    constexpr int LDS = D + 8;
-    const int g = lane >> 2, t4 = lane & 3;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(stg + g * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i] * f0, acc[4 * i + 1] * f0);
-        *(uint32_t *)(stg + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(acc[4 * i + 2] * f1, acc[4 * i + 3] * f1);
-    }
-    __syncwarp();
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = row0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(dst + (int64_t)row * ld + ch * 8) = *(const uint4 *)(stg + r * LDS + ch * 8);
-    }
 }
 // The forward's end for one warpgroup's 64 query rows (q0..): lse (natural log; -inf for a row that saw no
 // key) and O = acc / l. O is staged per warp through stg (this warp's 16 rows, stride D + 8: no bank conflicts)
@@ -1394,24 +1364,9 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
     cp_async_wait_all();
     __syncthreads();  // every MMA is done: stage dK over Q[0..1], dV over dO[0..1] (padded rows)
     bf16 *stk = sQ + warp * 16 * LDS, *stv = sO + warp * 16 * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(stk + g * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i] * scale, dka[4 * i + 1] * scale);
-        *(uint32_t *)(stk + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i + 2] * scale, dka[4 * i + 3] * scale);
-        *(uint32_t *)(stv + g * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i], dva[4 * i + 1]);
-        *(uint32_t *)(stv + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i + 2], dva[4 * i + 3]);
-    }
-    __syncwarp();
-    bf16 *dkg = dk + ((int64_t)b * S * KVH + kvh) * D, *dvg = dv + ((int64_t)b * S * KVH + kvh) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = k0 + warp * 16 + r;
-        if (row < S) {
-            *(uint4 *)(dkg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stk + r * LDS + ch * 8);
-            *(uint4 *)(dvg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stv + r * LDS + ch * 8);
-        }
-    }
+    const int64_t kvo = ((int64_t)b * S * KVH + kvh) * D;
+    wg_store_rows<D>(dk + kvo, ldk, dka, scale, scale, stk, k0, S, warp, lane);
+    wg_store_rows<D>(dv + kvo, ldk, dva, 1.f, 1.f, stv, k0, S, warp, lane);
 #endif
 }
 
@@ -1869,24 +1824,9 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
     cp_async_wait_all();
     __syncthreads();  // every MMA of both warpgroups is done: stage dK over the Q stages, dV over the dO stages
     bf16 *stk = sQ + (wg * TILE + warp * 16) * LDS, *stv = sO + (wg * TILE + warp * 16) * LDS;
-#pragma unroll
-    for (int i = 0; i < D / 8; i++) {
-        *(uint32_t *)(stk + g * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i] * scale, dka[4 * i + 1] * scale);
-        *(uint32_t *)(stk + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dka[4 * i + 2] * scale, dka[4 * i + 3] * scale);
-        *(uint32_t *)(stv + g * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i], dva[4 * i + 1]);
-        *(uint32_t *)(stv + (g + 8) * LDS + i * 8 + t4 * 2) = pack_bf16(dva[4 * i + 2], dva[4 * i + 3]);
-    }
-    __syncwarp();
-    bf16 *dkg = dk + ((int64_t)b * S * KVH + kvh) * D, *dvg = dv + ((int64_t)b * S * KVH + kvh) * D;
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = k0 + warp * 16 + r;
-        if (row < S) {
-            *(uint4 *)(dkg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stk + r * LDS + ch * 8);
-            *(uint4 *)(dvg + (int64_t)row * ldk + ch * 8) = *(const uint4 *)(stv + r * LDS + ch * 8);
-        }
-    }
+    const int64_t kvo = ((int64_t)b * S * KVH + kvh) * D;
+    wg_store_rows<D>(dk + kvo, ldk, dka, scale, scale, stk, k0, S, warp, lane);
+    wg_store_rows<D>(dv + kvo, ldk, dva, 1.f, 1.f, stv, k0, S, warp, lane);
 #endif
 }
 

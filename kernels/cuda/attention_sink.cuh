@@ -105,12 +105,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_fwd_kernel(bf16 *__restric
         }
     }
     __syncwarp();
-#pragma unroll
-    for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-        int c = it * 32 + lane, r = c / (D / 8), ch = c % (D / 8);
-        int row = q0 + warp * 16 + r;
-        if (row < S) *(uint4 *)(og + (int64_t)row * ldq + ch * 8) = *(const uint4 *)(sO + (warp * 16 + r) * LDS + ch * 8);
-    }
+    warp_store_staged<D>(og, ldq, sO + warp * 16 * LDS, q0, S, warp, lane);
 }
 
 // backward: grid (chunks, H, B); CTA = the 64 sink keys of query head h against query tiles qt0 + chunk*CH ..
@@ -242,13 +237,7 @@ __global__ void __launch_bounds__(NTHREADS) attn_sink_bwd_kernel(
                 }
         }
         __syncwarp();
-        // this warp's 16 dq rows back to global (16-byte stores)
-#pragma unroll
-        for (int it = 0; it < 16 * (D / 8) / 32; it++) {
-            int c = it * 32 + lane, r = c / (D / 8), cc = c % (D / 8);
-            int row = q0 + warp * 16 + r;
-            if (row < S) *(uint4 *)(dqg + (int64_t)row * ldq + cc * 8) = *(const uint4 *)(cDQ + (warp * 16 + r) * LDS + cc * 8);
-        }
+        warp_store_staged<D>(dqg, ldq, cDQ + warp * 16 * LDS, q0, S, warp, lane);  // this warp's 16 dq rows
     }
 #undef SINK_PREFETCH
 

@@ -27,6 +27,57 @@ static __device__ __forceinline__ void mbar_arrive(uint64_t *bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_u32(bar)) : "memory");
 }
 
+#ifdef LG_HAVE_WGMMA_CODE
+// The K/V ring of the wg3 kernels (protocol above) over one CTA's union list lst[0..n): stage s holds K at
+// stage0 + s * 2 * TB and V after it; full[ST], empty[ST] follow the stages in shared memory. start() (every
+// thread, before the CTA's first __syncthreads) initializes the barriers and issues the first LA entries;
+// step j: begin(j) issues entry j + LA (thread 0, once its stage is released; its list entry was read a step
+// earlier) and waits until entry j's stage is full, returning it; end(j) releases it (per warp).
+template <int D, int ST, int LA>
+struct Wg3Ring {
+    static constexpr int TB = TILE * D;
+    static_assert(LA >= 1 && LA < ST, "issue look-ahead must leave a stage of slack");
+    bf16 *stage0;
+    uint64_t *full, *empty;
+    const CUtensorMap *tk, *tv;  // K and V as [B*S rows][KVH*D columns] (make_rows_map)
+    int col, row0;                // this CTA's KV head column (kvh * D) and batch row (b * S)
+    const int32_t *lst;
+    int n, eissue;                // thread 0: the entry issued at the next step
+
+    __device__ __forceinline__ void issue(int st, int kt) {
+        tma_tile_pair<D>(stage0 + st * 2 * TB, stage0 + st * 2 * TB + TB, tk, tv, col, row0 + kt * TILE, &full[st]);
+    }
+    __device__ __forceinline__ void start() {
+        if (threadIdx.x == 0) {
+            for (int s = 0; s < ST; s++) {
+                mbar_init(&full[s], 1);
+                mbar_init(&empty[s], WG3_THREADS / 32);
+            }
+            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the TMA unit
+            for (int j = 0; j < LA && j < n; j++) issue(j, lst[j] >> 3);
+        }
+        eissue = LA < n ? lst[LA] : 0;
+    }
+    __device__ __forceinline__ const bf16 *begin(int j) {
+        const int st = j % ST;
+        if (threadIdx.x == 0 && j + LA < n) {
+            const int jn = j + LA, sn = jn % ST;
+            if (jn >= ST) mbar_wait(&empty[sn], (uint32_t)((jn / ST - 1) & 1));  // entry jn - ST released by all
+            issue(sn, eissue >> 3);
+        }
+        eissue = threadIdx.x == 0 && j + LA + 1 < n ? lst[j + LA + 1] : 0;
+        // every warp waits for every entry, also one its warpgroup skips: a warp that ran ahead would arrive at
+        // empty[] for a later use of the stage while this one is still counting (and the phases would slip)
+        mbar_wait(&full[st], (uint32_t)((j / ST) & 1));
+        return stage0 + st * 2 * TB;
+    }
+    __device__ __forceinline__ void end(int j) {
+        __syncwarp();
+        if ((threadIdx.x & 31) == 0) mbar_arrive(&empty[j % ST]);  // this warp is done with the stage (MMAs completed)
+    }
+};
+#endif
+
 template <int D, int ST, int LA>
 __global__ void __launch_bounds__(WG3_THREADS, 1)
     attn_fwd_wg3_kernel(bf16 *__restrict__ out, float *__restrict__ lse, const bf16 *__restrict__ q,
@@ -35,7 +86,6 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
                         const int32_t *__restrict__ tiles3, int np3) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int TB = TILE * D;
-    static_assert(LA >= 1 && LA < ST, "issue look-ahead must leave a stage of slack");
     static_assert(3 * TILE * (D + 8) <= ST * 2 * TB, "O staging must fit over the stages");
     extern __shared__ __align__(1024) unsigned char smem_wg[];
     bf16 *stage0 = (bf16 *)smem_wg;  // stage s at stage0 + s * 2 * TB: K, then V
@@ -52,19 +102,8 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
     const int lh = m.per_head ? kvh : 0;
     const int i0 = off3[lh * (np3 + 1) + p], n = off3[lh * (np3 + 1) + p + 1] - i0;
     const int32_t *lst = tiles3 + i0;
-
-    auto issue = [&](int st, int kt) {  // thread 0 only: K and V of key tile kt into stage st
-        tma_tile_pair<D>(stage0 + st * 2 * TB, stage0 + st * 2 * TB + TB, &tk, &tv, kvh * D, b * S + kt * TILE,
-                         &full[st]);
-    };
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < ST; s++) {
-            mbar_init(&full[s], 1);
-            mbar_init(&empty[s], WG3_THREADS / 32);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");  // visible to the TMA unit
-        for (int j = 0; j < LA && j < n; j++) issue(j, lst[j] >> 3);
-    }
+    Wg3Ring<D, ST, LA> ring{stage0, full, empty, &tk, &tv, kvh * D, b * S, lst, n, 0};
+    ring.start();
     uint32_t qa[D / 16][4];
     ldg_a_frags<D>(qa, qg, ldq, q0 + warp * 16, S, g, t4);
     __syncthreads();  // the barriers are initialized before anyone waits on or arrives at them
@@ -75,21 +114,11 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
     float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
     // entries read a step before they are needed (a global load per step would stall its warp)
     int ecur = n > 0 ? lst[0] : 0, enext = n > 1 ? lst[1] : 0;
-    int eissue = LA < n ? lst[LA] : 0;  // thread 0: the entry issued at this step
     for (int j = 0; j < n; j++) {
-        const int st = j % ST;
-        if (threadIdx.x == 0 && j + LA < n) {
-            const int jn = j + LA, sn = jn % ST;
-            if (jn >= ST) mbar_wait(&empty[sn], (uint32_t)((jn / ST - 1) & 1));  // entry jn - ST released by all
-            issue(sn, eissue >> 3);
-        }
         const int en2 = j + 2 < n ? lst[j + 2] : 0;
-        const int ei2 = threadIdx.x == 0 && j + LA + 1 < n ? lst[j + LA + 1] : 0;
-        // every warp waits for every entry, also one its warpgroup skips: a warp that ran ahead would arrive at
-        // empty[] for a later use of the stage while this one is still counting (and the phases would slip)
-        mbar_wait(&full[st], (uint32_t)((j / ST) & 1));
+        const bf16 *sk = ring.begin(j);
         if ((ecur >> wg) & 1) {
-            const bf16 *sk = stage0 + st * 2 * TB, *sv = sk + TB;
+            const bf16 *sv = sk + TB;
             float sc[32], corr[2];
             wg_fwd_s_rq<D>(sc, qa, sk);
             wg_wait0();
@@ -99,9 +128,8 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
             wg_wait0();
             reg_fence<D / 2>(acc);
         }
-        __syncwarp();
-        if (lane == 0) mbar_arrive(&empty[st]);  // this warp is done with stage st (its MMAs completed)
-        ecur = enext, enext = en2, eissue = ei2;
+        ring.end(j);
+        ecur = enext, enext = en2;
     }
     // every issued tile had a consumer that waited for it; the epilogue's barrier makes all MMAs done before
     // O is staged over the stages (warpgroup w: rows w * 64.. of the staging area)
@@ -129,7 +157,6 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
                            const __grid_constant__ CUtensorMap tv) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int TB = TILE * D, LDS = D + 8;
-    static_assert(LA >= 1 && LA < ST, "issue look-ahead must leave a stage of slack");
     static_assert(3 * TILE * LDS <= ST * 2 * TB, "dQ staging must fit over the stages");
     extern __shared__ __align__(1024) unsigned char smem_wg[];
     bf16 *sQ = (bf16 *)smem_wg, *sO = sQ + 3 * TB, *stage0 = sO + 3 * TB;
@@ -146,19 +173,8 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
     const int i0 = off3[lh * (np3 + 1) + p], n = off3[lh * (np3 + 1) + p + 1] - i0;
     const int32_t *lst = tiles3 + i0;
     bf16 *myQ = sQ + wg * TB, *myO = sO + wg * TB;
-
-    auto issue = [&](int st, int kt) {  // thread 0 only: K and V of key tile kt into stage st
-        tma_tile_pair<D>(stage0 + st * 2 * TB, stage0 + st * 2 * TB + TB, &tk, &tv, kvh * D, b * S + kt * TILE,
-                         &full[st]);
-    };
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < ST; s++) {
-            mbar_init(&full[s], 1);
-            mbar_init(&empty[s], WG3_THREADS / 32);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-        for (int j = 0; j < LA && j < n; j++) issue(j, lst[j] >> 3);
-    }
+    Wg3Ring<D, ST, LA> ring{stage0, full, empty, &tk, &tv, kvh * D, b * S, lst, n, 0};
+    ring.start();
     load_tile_swt<D, NTHREADS>(myQ, q + ((int64_t)b * S * H + h) * D, ldq, q0, S, tid);
     load_tile_swt<D, NTHREADS>(myO, dout + ((int64_t)b * S * H + h) * D, ldq, q0, S, tid);
     cp_async_commit();
@@ -178,23 +194,14 @@ __global__ void __launch_bounds__(WG3_THREADS, 1)
 #pragma unroll
     for (int i = 0; i < D / 2; i++) acc[i] = 0.f;
     int ecur = n > 0 ? lst[0] : 0, enext = n > 1 ? lst[1] : 0;
-    int eissue = LA < n ? lst[LA] : 0;
     for (int j = 0; j < n; j++) {
-        const int st = j % ST;
-        if (threadIdx.x == 0 && j + LA < n) {
-            const int jn = j + LA, sn = jn % ST;
-            if (jn >= ST) mbar_wait(&empty[sn], (uint32_t)((jn / ST - 1) & 1));
-            issue(sn, eissue >> 3);
-        }
         const int en2 = j + 2 < n ? lst[j + 2] : 0;
-        const int ei2 = threadIdx.x == 0 && j + LA + 1 < n ? lst[j + LA + 1] : 0;
-        mbar_wait(&full[st], (uint32_t)((j / ST) & 1));  // every warp, every entry (see v10)
+        const bf16 *sk = ring.begin(j);
         if ((ecur >> wg) & 1)
-            wg_dq_step<D, true>(acc, myQ, myO, stage0 + st * 2 * TB, stage0 + st * 2 * TB + TB, lr, dl, m, q0,
-                                (ecur >> 3) * TILE, S, kvh, scale_log2, warp, g, t4);
-        __syncwarp();
-        if (lane == 0) mbar_arrive(&empty[st]);
-        ecur = enext, enext = en2, eissue = ei2;
+            wg_dq_step<D, true>(acc, myQ, myO, sk, sk + TB, lr, dl, m, q0, (ecur >> 3) * TILE, S, kvh, scale_log2,
+                                warp, g, t4);
+        ring.end(j);
+        ecur = enext, enext = en2;
     }
     __syncthreads();  // every MMA is done: stage dQ over the stages (warpgroup w: rows w * 64..)
     wg_store_rows<D>(dq + ((int64_t)b * S * H + h) * D, ldq, acc, scale, scale,
