@@ -30,9 +30,35 @@ if [ $want_python -eq 1 ]; then
     python3 -m venv "$ROOT/.venv"
   fi
   if ! "$ROOT/.venv/bin/python" -c "import torch, transformers, sentencepiece, h5py, hdf5plugin, gguf, safetensors" 2>/dev/null; then
-    say "installing Python test tools (torch, transformers, sentencepiece, h5py, hdf5plugin, gguf): a few GB, once"
-    "$ROOT/.venv/bin/pip" install -q --upgrade pip
-    "$ROOT/.venv/bin/pip" install -q -r "$ROOT/tests/requirements.txt"
+    # PyPI's Linux torch is the CUDA build: ~5 GB installed. One pip call holds every downloaded wheel (and, by
+    # default, a cached copy) until it ends, which has filled small disks; so: no cache, torch first without its
+    # dependencies, then each dependency in its own call, and not triton (only torch.compile needs it; the
+    # oracle tests run eager on the CPU).
+    avail_mb=$(df -Pm "$ROOT" | awk 'NR==2 {print $4}')
+    say "installing Python test tools (torch, transformers, sentencepiece, h5py, hdf5plugin, gguf): ~5 GB, once; ${avail_mb} MB free"
+    if [ "${avail_mb:-0}" -lt 7000 ]; then
+      echo "[setup] $ROOT has ${avail_mb} MB free; the Python test tools need ~7000 MB while installing (5 GB after)." >&2
+      echo "[setup] free disk space, or run 'launch/setup.sh --no-python' to build without the oracle tests." >&2
+      exit 1
+    fi
+    pip_i() { "$ROOT/.venv/bin/pip" install -q --no-cache-dir "$@"; }
+    torch_pin=$(grep -E '^torch==' "$ROOT/tests/requirements.txt")
+    pip_i --no-deps "$torch_pin"
+    "$ROOT/.venv/bin/python" - <<'PY' >"$ROOT/.venv/torch-deps.txt"
+import importlib.metadata as m
+from pip._vendor.packaging.requirements import Requirement  # a fresh venv has no packaging
+for r in m.requires("torch") or []:
+    q = Requirement(r)
+    if q.name != "triton" and (q.marker is None or q.marker.evaluate({"extra": ""})):
+        print(str(q).split(";")[0])
+PY
+    while read -r dep; do pip_i "$dep"; done <"$ROOT/.venv/torch-deps.txt"
+    # torch is in place: installing it again through -r would pull triton back in.
+    grep -v '^torch==' "$ROOT/tests/requirements.txt" >"$ROOT/.venv/requirements-rest.txt"
+    pip_i -r "$ROOT/.venv/requirements-rest.txt"
+    "$ROOT/.venv/bin/python" -c "import torch, transformers, sentencepiece, h5py, hdf5plugin, gguf, safetensors" \
+      || { echo "[setup] the Python test tools in $ROOT/.venv do not import (see above)" >&2; exit 1; }
+    say "Python test tools installed: $(du -sh "$ROOT/.venv" | cut -f1) in $ROOT/.venv"
   fi
 fi
 
