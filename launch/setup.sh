@@ -41,7 +41,11 @@ if [ $want_python -eq 1 ]; then
       echo "[setup] free disk space, or run 'launch/setup.sh --no-python' to build without the oracle tests." >&2
       exit 1
     fi
-    pip_i() { "$ROOT/.venv/bin/pip" install -q --no-cache-dir "$@"; }
+    pip_i() {  # pip's complaint that torch wants triton is expected here: drop it, keep every other line
+      "$ROOT/.venv/bin/pip" install -q --no-cache-dir "$@" 2>&1 |
+        { grep -v -E "requires triton|dependency resolver does not currently|dependency conflicts" || true; }
+      return "${PIPESTATUS[0]}"
+    }
     torch_pin=$(grep -E '^torch==' "$ROOT/tests/requirements.txt")
     pip_i --no-deps "$torch_pin"
     "$ROOT/.venv/bin/python" - <<'PY' >"$ROOT/.venv/torch-deps.txt"
