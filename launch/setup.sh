@@ -41,9 +41,9 @@ if [ $want_python -eq 1 ]; then
       echo "[setup] free disk space, or run 'launch/setup.sh --no-python' to build without the oracle tests." >&2
       exit 1
     fi
-    pip_i() {  # pip's complaint that torch wants triton is expected here: drop it, keep every other line
+    pip_i() {  # while torch waits for its dependencies (and for good: triton) pip complains: drop that, keep the rest
       "$ROOT/.venv/bin/pip" install -q --no-cache-dir "$@" 2>&1 |
-        { grep -v -E "requires triton|dependency resolver does not currently|dependency conflicts" || true; }
+        { grep -v -E "^torch [^ ]+ requires |dependency resolver does not currently|dependency conflicts" || true; }
       return "${PIPESTATUS[0]}"
     }
     torch_pin=$(grep -E '^torch==' "$ROOT/tests/requirements.txt")
