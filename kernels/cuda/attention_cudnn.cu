@@ -402,7 +402,121 @@ static void build_bwd(Graph *g, const Shape *s, int64_t dkv_bstride) {
     }
 }
 
+// The engine's global index (-1 if cuDNN does not say) and up to max knob choices (type, value) of an engine config.
+static int64_t read_cfg(cudnnBackendDescriptor_t cfg, int max, int *types, int64_t *vals, int *nk) {
+    cudnnBackendDescriptor_t eng = NULL, kc[16] = {0};
+    int64_t cnt = 0, idx = -1, n = 0;
+    *nk = 0;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS) {
+        if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cnt, &eng) !=
+                CUDNN_STATUS_SUCCESS ||
+            cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &cnt, &idx) !=
+                CUDNN_STATUS_SUCCESS)
+            idx = -1;
+        cudnnBackendDestroyDescriptor(eng);
+    }
+    int made = 0;
+    while (made < max && made < 16 &&
+           cudnnBackendCreateDescriptor(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR, &kc[made]) == CUDNN_STATUS_SUCCESS)
+        made++;
+    if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, made, &n, kc) ==
+        CUDNN_STATUS_SUCCESS)
+        for (int64_t i = 0; i < n && i < made; i++) {
+            cudnnBackendKnobType_t t;
+            if (cudnnBackendGetAttribute(kc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &cnt, &t) ==
+                    CUDNN_STATUS_SUCCESS &&
+                cudnnBackendGetAttribute(kc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &cnt,
+                                         &vals[*nk]) == CUDNN_STATUS_SUCCESS)
+                types[(*nk)++] = (int)t;
+        }
+    for (int i = 0; i < made; i++) cudnnBackendDestroyDescriptor(kc[i]);
+    return idx;
+}
+
+// Engine config -> "engine E knobs (knob T: lo..hi step s)... T=V ..." for LG_CUDNN_LIST: the ranges the engine
+// offers, then the heuristics' choices.
+static void describe_cfg(cudnnBackendDescriptor_t cfg, char *b, int n) {
+    int types[16], nk = 0;
+    int64_t vals[16], cnt = 0;
+    const int64_t idx = read_cfg(cfg, 16, types, vals, &nk);
+    int o = snprintf(b, n, "engine %lld knobs", (long long)idx);
+    cudnnBackendDescriptor_t eng = NULL, ki[16] = {0};
+    int mk = 0;
+    if (cudnnBackendCreateDescriptor(CUDNN_BACKEND_ENGINE_DESCRIPTOR, &eng) == CUDNN_STATUS_SUCCESS) {
+        while (mk < 16 &&
+               cudnnBackendCreateDescriptor(CUDNN_BACKEND_KNOB_INFO_DESCRIPTOR, &ki[mk]) == CUDNN_STATUS_SUCCESS)
+            mk++;
+        int64_t nki = 0;
+        if (cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cnt, &eng) ==
+                CUDNN_STATUS_SUCCESS &&
+            cudnnBackendGetAttribute(eng, CUDNN_ATTR_ENGINE_KNOB_INFO, CUDNN_TYPE_BACKEND_DESCRIPTOR, mk, &nki, ki) ==
+                CUDNN_STATUS_SUCCESS)
+            for (int64_t i = 0; i < nki && i < mk && o < n; i++) {
+                cudnnBackendKnobType_t t;
+                int64_t lo = 0, hi = 0, st = 0;
+                if (cudnnBackendGetAttribute(ki[i], CUDNN_ATTR_KNOB_INFO_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &cnt, &t) ==
+                        CUDNN_STATUS_SUCCESS &&
+                    cudnnBackendGetAttribute(ki[i], CUDNN_ATTR_KNOB_INFO_MINIMUM_VALUE, CUDNN_TYPE_INT64, 1, &cnt,
+                                             &lo) == CUDNN_STATUS_SUCCESS &&
+                    cudnnBackendGetAttribute(ki[i], CUDNN_ATTR_KNOB_INFO_MAXIMUM_VALUE, CUDNN_TYPE_INT64, 1, &cnt,
+                                             &hi) == CUDNN_STATUS_SUCCESS &&
+                    cudnnBackendGetAttribute(ki[i], CUDNN_ATTR_KNOB_INFO_STRIDE, CUDNN_TYPE_INT64, 1, &cnt, &st) ==
+                        CUDNN_STATUS_SUCCESS)
+                    o += snprintf(b + o, n - o, " (knob %d: %lld..%lld step %lld)", (int)t, (long long)lo,
+                                  (long long)hi, (long long)st);
+            }
+        for (int i = 0; i < mk; i++) cudnnBackendDestroyDescriptor(ki[i]);
+        cudnnBackendDestroyDescriptor(eng);
+    }
+    for (int i = 0; i < nk && o < n; i++) o += snprintf(b + o, n - o, " %d=%lld", types[i], (long long)vals[i]);
+}
+
+// LG_CUDNN_KNOB=E:T=V[,T=V...]: when cfg's engine has global index E, a new config of that engine with the
+// heuristics' knob choices and knob type T (cudnnBackendKnobType_t) set to V (added when absent); cfg otherwise.
+// Benchmarks only: cuDNN's variants of one engine.
+static cudnnBackendDescriptor_t knob_override(Graph *g, cudnnBackendDescriptor_t cfg) {
+    const char *e = getenv("LG_CUDNN_KNOB");
+    long long want_eng = -1;
+    int off = 0;
+    if (!e || sscanf(e, "%lld:%n", &want_eng, &off) != 1 || !off) return cfg;
+    int nt = 0, tt[16];
+    int64_t tv[16];
+    if (read_cfg(cfg, 8, tt, tv, &nt) != want_eng) return cfg;
+    for (const char *q = e + off; *q;) {  // ours over the heuristics' choices
+        long long t, v;
+        int m = 0, k = 0;
+        if (sscanf(q, "%lld=%lld%n", &t, &v, &m) != 2) break;
+        while (k < nt && tt[k] != (int)t) k++;
+        if (k == nt && nt == 16) break;
+        if (k == nt) nt++;
+        tt[k] = (int)t, tv[k] = v;
+        q += m;
+        if (*q == ',') q++;
+    }
+    Desc eng = NEW(g, CUDNN_BACKEND_ENGINE_DESCRIPTOR), nkc[16];
+    int64_t cnt = 0;
+    if (g->failed ||
+        cudnnBackendGetAttribute(cfg, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cnt, &eng) !=
+            CUDNN_STATUS_SUCCESS)
+        return cfg;
+    for (int i = 0; i < nt; i++) {
+        cudnnBackendKnobType_t t = (cudnnBackendKnobType_t)tt[i];
+        nkc[i] = NEW(g, CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);
+        SET(g, nkc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &t);
+        SET(g, nkc[i], CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &tv[i]);
+        FIN(g, nkc[i], "knob choice (LG_CUDNN_KNOB)");
+    }
+    Desc c = NEW(g, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+    SET(g, c, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &eng);
+    if (nt > 0) SET(g, c, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES, CUDNN_TYPE_BACKEND_DESCRIPTOR, nt, nkc);
+    FIN(g, c, "engine config (LG_CUDNN_KNOB)");
+    return g->failed ? cfg : c;
+}
+
 // Operation graph -> heuristics (mode A) -> the first engine config whose execution plan finalizes.
+// Benchmarks only: LG_CUDNN_HEUR=b asks heuristics mode B; LG_CUDNN_ENGINE=k takes the k-th config that
+// finalizes (0 = the default); LG_CUDNN_LIST=1 prints every config offered, its knobs' ranges and whether it
+// finalized; LG_CUDNN_KNOB=E:T=V,... sets knobs of engine E (knob_override).
 static void gb_plan(Graph *g, cudnnHandle_t h, Desc *plan, int64_t *ws) {
     *plan = NULL;
     *ws = 0;
@@ -410,7 +524,9 @@ static void gb_plan(Graph *g, cudnnHandle_t h, Desc *plan, int64_t *ws) {
     SET(g, og, CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
     SET(g, og, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g->nops, g->ops);
     FIN(g, og, "operation graph");
-    cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
+    const char *hm = getenv("LG_CUDNN_HEUR"), *ek = getenv("LG_CUDNN_ENGINE");
+    const int list = getenv("LG_CUDNN_LIST") != NULL, want = ek ? atoi(ek) : 0;
+    cudnnBackendHeurMode_t mode = hm && (hm[0] == 'b' || hm[0] == 'B') ? CUDNN_HEUR_MODE_B : CUDNN_HEUR_MODE_A;
     Desc heur = NEW(g, CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
     SET(g, heur, CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &og);
     SET(g, heur, CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &mode);
@@ -439,12 +555,24 @@ static void gb_plan(Graph *g, cudnnHandle_t h, Desc *plan, int64_t *ws) {
         return;
     }
     char first_why[384] = "";
+    int finalized = 0;
+    if (list)
+        fprintf(stderr, "[cudnn] heuristics mode %c offer %lld engine configs\n", mode == CUDNN_HEUR_MODE_B ? 'B' : 'A',
+                (long long)got);
     for (int64_t i = 0; i < got && i < n; i++) {
         Desc p = NEW(g, CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
         SET(g, p, CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &h);
+        cfg[i] = knob_override(g, cfg[i]);
         SET(g, p, CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &cfg[i]);
         if (g->failed) return;
         st = cudnnBackendFinalize(p);  // a rejected engine config is normal: try the next
+        if (list) {
+            char d[256];
+            describe_cfg(cfg[i], d, sizeof d);
+            fprintf(stderr, "[cudnn]   config %lld: %s: %s\n", (long long)i, d,
+                    st == CUDNN_STATUS_SUCCESS ? "finalizes" : cudnnGetErrorString(st));
+        }
+        if (st == CUDNN_STATUS_SUCCESS && finalized++ < want) continue;  // LG_CUDNN_ENGINE: a later one
         if (st == CUDNN_STATUS_SUCCESS) {
             int64_t w = 0, cnt = 0;
             st = cudnnBackendGetAttribute(p, CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &cnt, &w);
@@ -464,8 +592,11 @@ static void gb_plan(Graph *g, cudnnHandle_t h, Desc *plan, int64_t *ws) {
         }
     }
     g->failed = 1;
-    snprintf(g->why, sizeof g->why, "no engine config of %lld finalized an execution plan (first: %s)", (long long)got,
-             first_why);
+    if (finalized)  // only LG_CUDNN_ENGINE gets here with configs that finalized
+        snprintf(g->why, sizeof g->why, "LG_CUDNN_ENGINE=%d, but only %d engine configs finalize", want, finalized);
+    else
+        snprintf(g->why, sizeof g->why, "no engine config of %lld finalized an execution plan (first: %s)",
+                 (long long)got, first_why);
 }
 
 // ---- state: handle, plans, scratch ---------------------------------------------------------------------------
