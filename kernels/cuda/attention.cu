@@ -1180,6 +1180,92 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_fwd_wgp_kernel(bf16 *__restr
 #endif
 }
 
+// One step of the wgmma dK/dV kernels (v3 attn_bwd_dkdv_wg_kernel, v4 attn_bwd_dkdv_wg2_kernel), one warpgroup:
+// S^T = K Q^T, dP^T = V dO^T (64 keys x 64 queries each; K, V, Q, dO swizzled in smem), P^T, dS^T =
+// P^T (dP^T - delta), both rounded to bf16 A fragments (registers), then dV += P^T dO, dK += dS^T Q.
+// PIPE: P^T while dP^T is still on the tensor cores, and dV's product while dS^T is formed.
+template <int D, bool PIPE>
+static __device__ __forceinline__ void wg_dkdv_step(float (&dka)[D / 2], float (&dva)[D / 2], const bf16 *sK,
+                                                    const bf16 *sV, const bf16 *cQ, const bf16 *cO, const float *cL,
+                                                    const float *cD, const MaskP &m, int kvh, int q0, int k0, int S,
+                                                    float scale_log2, int warp, int g, int t4) {
+    float s[32], dp[32];
+#pragma unroll
+    for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sK, kk), desc_kmaj(cQ, kk), kk > 0);
+    if (PIPE) wg_commit();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sV, kk), desc_kmaj(cO, kk), kk > 0);
+    wg_commit();
+    const bool need = tile_needs_mask(m, q0, k0, S);
+    // P^T = exp2(S^T * scale_log2 - lse): all 32 exponentials in one block, the mask after it under one branch
+    // (a test per element split the block into 8 basic blocks with a branch each: 24 BRA per tile, 22% of the
+    // stall samples in session 4's profile)
+    auto p_tile = [&]() {
+#pragma unroll
+        for (int x = 0; x < 8; x++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
+        if (need) {
+#pragma unroll
+            for (int x = 0; x < 8; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) {
+                    int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
+                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
+                }
+        }
+    };
+    uint32_t pa[4][4], da[4][4];
+    if (PIPE) {
+        wg_wait1();
+        reg_fence<32>(s);
+        p_tile();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
+        wg_commit();
+        wg_wait1();
+        reg_fence<32>(dp);
+#pragma unroll
+        for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - cD[(x >> 2) * 8 + t4 * 2 + (x & 1)]);
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
+        wg_commit();
+    } else {
+        wg_wait0();
+        reg_fence<32>(s);
+        reg_fence<32>(dp);
+        p_tile();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) {
+#pragma unroll
+            for (int x = 2 * kc; x < 2 * kc + 2; x++)
+#pragma unroll
+                for (int c = 0; c < 4; c++)
+                    dp[4 * x + c] = s[4 * x + c] * (dp[4 * x + c] - cD[x * 8 + t4 * 2 + (c & 1)]);
+            frag_a(pa[kc], s, kc);
+            frag_a(da[kc], dp, kc);
+        }
+        wg_fence();
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
+#pragma unroll
+        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
+        wg_commit();
+    }
+    wg_wait0();
+    reg_fence<D / 2>(dka);
+    reg_fence<D / 2>(dva);
+}
+
 // dK, dV, wgmma (deterministic). grid (KVH * key tiles, 1, B): CTA x takes (kvh, key tile) = korder[x], all
 // heads' key tiles longest query list first (see kv_order); the loop and its order as attn_bwd_dkdv_kernel.
 // smem: K, V, Q[2], dO[2] (swizzled), lse[2][64], delta[2][64]; dK/dV staged through Q[0..1] / dO[0..1].
@@ -1268,97 +1354,7 @@ __global__ void __launch_bounds__(NTHREADS, 2) attn_bwd_dkdv_wg_kernel(
         const int q0 = qcur * TILE;
         qcur = qn, qn = q2, hn = h2, tn = t2;
 
-        // S^T = K Q^T, dP^T = V dO^T (64 keys x 64 queries each)
-        float s[32], dp[32];
-#pragma unroll
-        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(sK, kk), desc_kmaj(cQ, kk), kk > 0);
-        if (PIPE) wg_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(sV, kk), desc_kmaj(cO, kk), kk > 0);
-        wg_commit();
-        const bool need = tile_needs_mask(m, q0, k0, S);
-        uint32_t pa[4][4], da[4][4];
-        if (PIPE) {
-            // P^T while dP^T is still on the tensor cores; dV's product runs while dS^T is formed
-            wg_wait1();
-            reg_fence<32>(s);
-            // all 32 exponentials in one block, the mask after it under one branch (a test per element split
-            // the block into 8 basic blocks with a branch each: 24 BRA per tile, 22% of the stall samples)
-#pragma unroll
-            for (int x = 0; x < 8; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
-            if (need) {
-#pragma unroll
-                for (int x = 0; x < 8; x++)
-#pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
-                    }
-            }
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
-            wg_fence();
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
-            wg_commit();
-            wg_wait1();
-            reg_fence<32>(dp);
-#pragma unroll
-            for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - cD[(x >> 2) * 8 + t4 * 2 + (x & 1)]);
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
-            wg_fence();
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
-            wg_commit();
-            wg_wait0();
-            reg_fence<D / 2>(dka);
-            reg_fence<D / 2>(dva);
-            continue;
-        }
-        wg_wait0();
-        reg_fence<32>(s);
-        reg_fence<32>(dp);
-
-        // P^T (the mask under one branch, as above), then dS^T; both rounded to bf16 A fragments (registers)
-#pragma unroll
-        for (int x = 0; x < 8; x++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
-        if (need) {
-#pragma unroll
-            for (int x = 0; x < 8; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
-                }
-        }
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-#pragma unroll
-            for (int x = 2 * kc; x < 2 * kc + 2; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++)
-                    dp[4 * x + c] = s[4 * x + c] * (dp[4 * x + c] - cD[x * 8 + t4 * 2 + (c & 1)]);
-            frag_a(pa[kc], s, kc);
-            frag_a(da[kc], dp, kc);
-        }
-        // dV += P^T dO, dK += dS^T Q
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
-        wg_commit();
-        wg_wait0();
-        reg_fence<D / 2>(dka);
-        reg_fence<D / 2>(dva);
+        wg_dkdv_step<D, PIPE>(dka, dva, sK, sV, cQ, cO, cL, cD, m, kvh, q0, k0, S, scale_log2, warp, g, t4);
     }
 #undef DKDV_WG_PREFETCH
     cp_async_wait_all();
@@ -1732,93 +1728,7 @@ __global__ void __launch_bounds__(WG2_THREADS, 1) attn_bwd_dkdv_wg2_kernel(
         const float *cL = sL + buf * TILE, *cD = sD + buf * TILE;
         const int q0 = (e >> 2) * TILE;
 
-        // S^T = K Q^T, dP^T = V dO^T (64 keys x 64 queries each)
-        float s[32], dp[32];
-#pragma unroll
-        for (int x = 0; x < 32; x++) s[x] = dp[x] = 0.f;
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(s, desc_kmaj(myK, kk), desc_kmaj(cQ, kk), kk > 0);
-        if (PIPE) wg_commit();
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) wgmma_ss_n64(dp, desc_kmaj(myV, kk), desc_kmaj(cO, kk), kk > 0);
-        wg_commit();
-        const bool need = tile_needs_mask(m, q0, k0, S);
-        uint32_t pa[4][4], da[4][4];
-        if (PIPE) {
-            // P^T while dP^T is still on the tensor cores; dV's product runs while dS^T is formed
-            wg_wait1();
-            reg_fence<32>(s);
-            // straight-line exponentials, the mask after them under one branch (as the 64-key kernel)
-#pragma unroll
-            for (int x = 0; x < 8; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
-            if (need) {
-#pragma unroll
-                for (int x = 0; x < 8; x++)
-#pragma unroll
-                    for (int c = 0; c < 4; c++) {
-                        int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                        if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
-                    }
-            }
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) frag_a(pa[kc], s, kc);
-            wg_fence();
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
-            wg_commit();
-            wg_wait1();
-            reg_fence<32>(dp);
-#pragma unroll
-            for (int x = 0; x < 32; x++) dp[x] = s[x] * (dp[x] - cD[(x >> 2) * 8 + t4 * 2 + (x & 1)]);
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) frag_a(da[kc], dp, kc);
-            wg_fence();
-#pragma unroll
-            for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
-            wg_commit();
-            wg_wait0();
-            reg_fence<D / 2>(dka);
-            reg_fence<D / 2>(dva);
-            continue;
-        }
-        wg_wait0();
-        reg_fence<32>(s);
-        reg_fence<32>(dp);
-#pragma unroll
-        for (int x = 0; x < 8; x++)
-#pragma unroll
-            for (int c = 0; c < 4; c++) s[4 * x + c] = ex2f(s[4 * x + c] * scale_log2 - cL[x * 8 + t4 * 2 + (c & 1)]);
-        if (need) {
-#pragma unroll
-            for (int x = 0; x < 8; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++) {
-                    int qq = q0 + x * 8 + t4 * 2 + (c & 1), kk = k0 + warp * 16 + g + (c >> 1) * 8;
-                    if (qq >= S || kk >= S || !dev_allows(m, kvh, qq, kk)) s[4 * x + c] = 0.f;
-                }
-        }
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) {
-#pragma unroll
-            for (int x = 2 * kc; x < 2 * kc + 2; x++)
-#pragma unroll
-                for (int c = 0; c < 4; c++)
-                    dp[4 * x + c] = s[4 * x + c] * (dp[4 * x + c] - cD[x * 8 + t4 * 2 + (c & 1)]);
-            frag_a(pa[kc], s, kc);
-            frag_a(da[kc], dp, kc);
-        }
-        wg_fence();
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dva, pa[kc], desc_nmaj(cO, kc));
-#pragma unroll
-        for (int kc = 0; kc < 4; kc++) wgmma_rs_d<D>(dka, da[kc], desc_nmaj(cQ, kc));
-        wg_commit();
-        wg_wait0();
-        reg_fence<D / 2>(dka);
-        reg_fence<D / 2>(dva);
+        wg_dkdv_step<D, PIPE>(dka, dva, myK, myV, cQ, cO, cL, cD, m, kvh, q0, k0, S, scale_log2, warp, g, t4);
     }
 #undef DKDV2_PREFETCH
     cp_async_wait_all();
